@@ -1,0 +1,175 @@
+"""Structured configs: the schema behind every key a user can type.
+
+Hydra validates types and enum values against these dataclasses while it composes the
+config, so `mode=fan_inn` or `model.depth=abc` is rejected before any job of a multirun
+starts. What a type cannot say (a gain that is a number *or* a name, ResNet depths of the
+form 6n+2, a scheme that takes no fan mode) is checked by `initlab.validate`.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from initlab.init.fan import FanMode
+from initlab.init.schemes import SCHEMES
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    tanh = "tanh"
+    sigmoid = "sigmoid"
+    selu = "selu"
+    gelu = "gelu"
+    silu = "silu"
+    elu = "elu"
+    softplus = "softplus"
+    linear = "linear"
+
+
+class Norm(str, Enum):
+    none = "none"
+    batch = "batch"
+    layer = "layer"
+
+
+@dataclass
+class ModelBase:
+    name: str = MISSING
+    depth: int = 3  # weight layers (Linear/Conv), output layer included, as papers count
+    activation: Activation = Activation.relu
+    negative_slope: float = 0.01  # leaky_relu's slope
+    norm: Norm = Norm.none
+    bias: bool = True
+    lazy: bool = False  # build with Lazy* modules, materialised by the first batch
+
+
+@dataclass
+class MLPConfig(ModelBase):
+    name: str = "mlp"
+    width: int = 256
+
+
+@dataclass
+class CNNConfig(ModelBase):
+    name: str = "cnn"
+    depth: int = 6
+    channels: int = 32
+    kernel: int = 3
+
+
+@dataclass
+class ResNetConfig(ModelBase):
+    name: str = "resnet"
+    depth: int = 20  # 6n + 2: 20, 32, 44, 56, 110
+    width: int = 16  # channels of the first stage; doubled at each of the two downsamplings
+    norm: Norm = Norm.batch
+
+
+class DatasetName(str, Enum):
+    mnist = "mnist"
+    fashion_mnist = "fashion_mnist"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    synthetic = "synthetic"
+
+
+@dataclass
+class DataConfig:
+    name: DatasetName = DatasetName.mnist
+    root: str = "./data"
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    subset: int | None = None  # use the first N training examples
+    augment: bool = False  # random crop (pad 4) + horizontal flip, on the device (CIFAR)
+    download: bool = True  # let torchvision download when no local copy is found
+    # synthetic only: Gaussian inputs, labels from a fixed random teacher network
+    input_shape: list[int] = field(default_factory=lambda: [1, 28, 28])
+    num_classes: int = 10
+    train_size: int = 8192
+    test_size: int = 2048
+
+
+class OptimName(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+
+
+@dataclass
+class OptimConfig:
+    name: OptimName = OptimName.sgd
+    lr: float = 0.01
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw
+    schedule: Schedule = Schedule.constant
+    warmup_steps: int = 0  # linear warmup from 0, before the schedule
+
+
+class LoggerBackend(str, Enum):
+    wandb = "wandb"
+    none = "none"
+
+
+class WandbMode(str, Enum):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class LoggerConfig:
+    backend: LoggerBackend = LoggerBackend.wandb
+    project: str = "initlab"
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    mode: WandbMode | None = None  # None: WANDB_MODE, else online with credentials, else offline
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    epochs: float | None = None  # when set, overrides steps
+    log_every: int = 50  # diagnostics (per-layer statistics) every N steps, and at step 0
+    eval_every: int = 500  # test-split evaluation every N steps, and at the end
+    ckpt_every: int = 500  # last.pt every N steps, and at the end
+    resume: bool = False  # continue from last.pt in this run directory
+    deterministic: bool = False  # bit-identical reruns (torch deterministic algorithms)
+    progress: bool = True  # tqdm bar, on an interactive terminal only
+    diverge_loss: float = 1000.0  # a loss above this (or non-finite) ends the run as `diverged`
+
+
+@dataclass
+class Config:
+    init: Any = MISSING
+    model: Any = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mode: FanMode | None = None  # None: the scheme's own default
+    gain: str | None = None  # number | nonlinearity name | auto; None: the scheme's default
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore; conf/ yaml files build on them."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for name, cls in (("mlp", MLPConfig), ("cnn", CNNConfig), ("resnet", ResNetConfig)):
+        cs.store(group="schema/model", name=name, node=cls)
+    for scheme in SCHEMES.values():
+        cs.store(group="schema/init", name=scheme.name, node=scheme.params)

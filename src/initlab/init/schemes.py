@@ -1,0 +1,293 @@
+"""The scheme registry: the single place that knows each scheme's formula.
+
+A scheme is one function ``fn(weight, target, **params) -> target_std | None``. Its
+keyword-only parameters are its config keys (torch's names where torch has them); the
+registry turns them into a structured-config dataclass, so `init=<scheme>` validates its
+keys and values before anything runs. Adding a scheme is one function here plus one
+``conf/init/<scheme>.yaml``.
+
+Where torch.nn.init defines a scheme we either call it or write its arithmetic verbatim
+(same expression, same sampler, same generator), so tensors are bit-identical to torch's;
+tests/test_init_parity.py proves it.
+"""
+
+import dataclasses
+import inspect
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+from torch import Tensor, nn
+
+from initlab.init.fan import FanMode
+
+# Std of a standard normal truncated to [-2, 2]: dividing by it makes a truncated normal
+# have the intended std (Keras' VarianceScaling, JAX and timm use the same constant).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+class Distribution(str, Enum):
+    normal = "normal"
+    uniform = "uniform"
+    truncated_normal = "truncated_normal"
+
+
+class BiasInit(str, Enum):
+    zeros = "zeros"
+    default = "default"  # keep torch's layer initialisation
+    constant = "constant"
+    normal = "normal"
+
+
+@dataclass
+class InitBase:
+    """Keys every `init` config has, whatever its scheme."""
+
+    scheme: str = "default"
+    bias: BiasInit = BiasInit.zeros
+    bias_val: float = 0.0  # with bias=constant
+    bias_std: float = 0.01  # with bias=normal
+    norm_weight: float = 1.0  # BatchNorm/LayerNorm/GroupNorm scale
+    norm_bias: float = 0.0
+    zero_residual: bool = False  # zero the last layer of every residual branch
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a scheme may know about the weight it fills."""
+
+    fan_in: int
+    fan_out: int
+    fan: float | None  # the fan chosen by `mode`, for schemes that take one
+    gain: float | None  # resolved gain, for schemes that take one
+    generator: torch.Generator
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    fn: Callable[..., float | None]
+    params: type  # structured-config dataclass built from fn's keyword parameters
+    default_mode: FanMode | None  # None: the scheme takes no fan mode
+    default_gain: Callable[..., float] | None  # None: the scheme takes no gain
+    data_driven: bool = False  # needs a data batch after the weights are drawn (LSUV)
+
+
+SCHEMES: dict[str, Scheme] = {}
+
+
+def scheme(
+    mode: FanMode | None = None,
+    gain: Callable[..., float] | None = None,
+    data_driven: bool = False,
+) -> Callable:
+    """Register ``fn`` under its own name; `mode`/`gain` are its defaults when it takes them."""
+
+    def register(fn: Callable) -> Callable:
+        hints = typing.get_type_hints(fn)
+        keys = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
+        fields = [(p.name, hints[p.name], dataclasses.field(default=p.default)) for p in keys]
+        fields.append(("scheme", str, dataclasses.field(default=fn.__name__)))
+        params = dataclasses.make_dataclass(_camel(fn.__name__) + "Init", fields, bases=(InitBase,))
+        params.__module__ = __name__
+        globals()[params.__name__] = params  # importable by name, so configs pickle (submitit)
+        SCHEMES[fn.__name__] = Scheme(fn.__name__, fn, params, mode, gain, data_driven)
+        return fn
+
+    return register
+
+
+def scheme_params(cfg) -> dict:
+    """The keyword arguments of cfg's scheme function, read from an `init` config."""
+    keys = inspect.signature(SCHEMES[cfg.scheme].fn).parameters.values()
+    return {p.name: getattr(cfg, p.name) for p in keys if p.kind is p.KEYWORD_ONLY}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _sample(w: Tensor, std: float, distribution: Distribution, g: torch.Generator) -> float:
+    """Draw zero-mean values with standard deviation `std`, as torch.nn.init does.
+
+    uniform and normal repeat torch's kaiming/xavier sampling line for line; the truncated
+    normal is cut at two (uncorrected) standard deviations, the Keras/JAX convention.
+    """
+    with torch.no_grad():
+        if distribution is Distribution.normal:
+            w.normal_(0, std, generator=g)
+        elif distribution is Distribution.uniform:
+            bound = math.sqrt(3.0) * std
+            w.uniform_(-bound, bound, generator=g)
+        else:
+            s = std / TRUNCATED_NORMAL_STD
+            nn.init.trunc_normal_(w, 0.0, s, -2 * s, 2 * s, generator=g)
+    return std
+
+
+def _require_2d(w: Tensor, name: str) -> None:
+    if w.dim() != 2:
+        raise ValueError(f"init={name} needs 2-D weights (Linear layers); got shape {list(w.shape)}")
+
+
+# --- torch.nn.init --------------------------------------------------------------------
+
+
+@scheme()
+def default(w: Tensor, t: Target) -> float | None:
+    """Leave torch's own layer initialisation: kaiming_uniform_(a=sqrt(5)), std 1/sqrt(3 fan_in)."""
+    return 1.0 / math.sqrt(3.0 * t.fan_in)
+
+
+@scheme()
+def uniform(w: Tensor, t: Target, *, a: float = 0.0, b: float = 1.0) -> float:
+    nn.init.uniform_(w, a, b, generator=t.generator)
+    return (b - a) / math.sqrt(12.0)
+
+
+@scheme()
+def normal(w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0) -> float:
+    nn.init.normal_(w, mean, std, generator=t.generator)
+    return std
+
+
+@scheme()
+def trunc_normal(
+    w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
+) -> float:
+    nn.init.trunc_normal_(w, mean, std, a, b, generator=t.generator)
+    return truncated_normal_std(mean, std, a, b)
+
+
+@scheme()
+def constant(w: Tensor, t: Target, *, val: float = 0.0) -> float:
+    nn.init.constant_(w, val)
+    return 0.0
+
+
+@scheme()
+def ones(w: Tensor, t: Target) -> float:
+    nn.init.ones_(w)
+    return 0.0
+
+
+@scheme()
+def zeros(w: Tensor, t: Target) -> float:
+    nn.init.zeros_(w)
+    return 0.0
+
+
+@scheme()
+def eye(w: Tensor, t: Target) -> None:
+    _require_2d(w, "eye")
+    nn.init.eye_(w)
+
+
+@scheme()
+def dirac(w: Tensor, t: Target, *, groups: int = 1) -> None:
+    """Identity-preserving conv kernels; a Linear layer (kernel size 1) gets the identity."""
+    if w.dim() == 2:
+        nn.init.eye_(w)
+    else:
+        nn.init.dirac_(w, groups)
+
+
+@scheme(mode=FanMode.fan_avg, gain=lambda p: 1.0)
+def xavier(w: Tensor, t: Target, *, distribution: Distribution = Distribution.uniform) -> float:
+    """Glorot & Bengio 2010: std = gain * sqrt(1 / fan). With fan_avg, torch's xavier_*_ exactly.
+
+    fan_in / fan_out give Caffe's "xavier" filler (variance_norm FAN_IN / FAN_OUT).
+    """
+    return _sample(w, t.gain * math.sqrt(1.0 / t.fan), distribution, t.generator)
+
+
+@scheme(mode=FanMode.fan_in, gain=lambda p: nn.init.calculate_gain("leaky_relu", p.a))
+def kaiming(
+    w: Tensor, t: Target, *, distribution: Distribution = Distribution.normal, a: float = 0.0
+) -> float:
+    """He et al. 2015: std = gain / sqrt(fan); the default gain is leaky_relu's for slope `a`."""
+    return _sample(w, t.gain / math.sqrt(t.fan), distribution, t.generator)
+
+
+@scheme(gain=lambda p: 1.0)
+def orthogonal(w: Tensor, t: Target) -> float:
+    """Saxe et al. 2013: a (semi-)orthogonal matrix times gain; rms = gain / sqrt(max(rows, cols))."""
+    nn.init.orthogonal_(w, t.gain, generator=t.generator)
+    return t.gain / math.sqrt(max(w.shape[0], w[0].numel()))
+
+
+@scheme()
+def sparse(w: Tensor, t: Target, *, sparsity: float = 0.1, std: float = 0.01) -> float:
+    """Martens 2010: per column, a `sparsity` fraction of the entries is zero, the rest N(0, std^2)."""
+    _require_2d(w, "sparse")
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"init.sparsity={sparsity} must be in [0, 1)")
+    # torch.nn.init.sparse_ draws its zero positions from the global RNG, not `generator`.
+    nn.init.sparse_(w, sparsity, std, generator=t.generator)
+    return std * math.sqrt(1.0 - math.ceil(sparsity * w.shape[0]) / w.shape[0])
+
+
+# --- beyond torch.nn.init -------------------------------------------------------------
+
+
+@scheme()
+def lecun(w: Tensor, t: Target, *, distribution: Distribution = Distribution.normal) -> float:
+    """LeCun et al. 1998: variance 1 / fan_in (self-normalising nets use it with SELU)."""
+    return _sample(w, math.sqrt(1.0 / t.fan_in), distribution, t.generator)
+
+
+@scheme(mode=FanMode.fan_in, gain=lambda p: 1.0)
+def variance_scaling(
+    w: Tensor,
+    t: Target,
+    *,
+    scale: float = 1.0,
+    distribution: Distribution = Distribution.truncated_normal,
+) -> float:
+    """Keras/JAX VarianceScaling: std = gain * sqrt(scale / fan), truncated normal by default."""
+    if scale <= 0:
+        raise ValueError(f"init.scale={scale} must be positive")
+    return _sample(w, t.gain * math.sqrt(scale / t.fan), distribution, t.generator)
+
+
+@scheme(gain=lambda p: 1.0)
+def delta_orthogonal(w: Tensor, t: Target) -> float:
+    """Xiao et al. 2018: zero kernel except an orthogonal [out, in] matrix at the spatial centre.
+
+    Conv layers then start as orthogonal maps of the centre pixel, the dynamical-isometry
+    condition that lets 10,000-layer plain CNNs train. A Linear layer gets plain orthogonal.
+    """
+    if w.dim() == 2:
+        return orthogonal(w, t)
+    out_channels, in_channels = w.shape[:2]
+    if out_channels < in_channels:
+        raise ValueError(
+            f"init=delta_orthogonal needs out_channels >= in_channels; got shape {list(w.shape)}"
+        )
+    centre = torch.empty(out_channels, in_channels, dtype=w.dtype)
+    nn.init.orthogonal_(centre, t.gain, generator=t.generator)
+    with torch.no_grad():
+        w.zero_()
+        w[(slice(None), slice(None), *(k // 2 for k in w.shape[2:]))] = centre
+    return t.gain / math.sqrt(out_channels * w[0, 0].numel())
+
+
+@scheme(data_driven=True)
+def lsuv(w: Tensor, t: Target, *, tol: float = 0.1, max_iter: int = 10) -> float:
+    """Mishkin & Matas 2016, first half: orthogonal pre-init. The data half lives in init/lsuv.py."""
+    if tol <= 0 or max_iter < 1:
+        raise ValueError(f"init.tol={tol} must be > 0 and init.max_iter={max_iter} >= 1")
+    return orthogonal(w, dataclasses.replace(t, gain=1.0))
+
+
+def truncated_normal_std(mean: float, std: float, a: float, b: float) -> float:
+    """Standard deviation of N(mean, std^2) truncated to [a, b] (the textbook formula)."""
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    pdf = lambda x: math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda x: 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))  # noqa: E731
+    z = cdf(beta) - cdf(alpha)
+    shift = (pdf(alpha) - pdf(beta)) / z
+    return std * math.sqrt(1.0 + (alpha * pdf(alpha) - beta * pdf(beta)) / z - shift**2)

@@ -1,0 +1,55 @@
+"""CIFAR ResNets (He et al. 2016, section 4.2): depth 6n + 2, three stages of n basic blocks."""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from initlab.config import Norm
+from initlab.models.layers import activation, conv, linear, norm
+
+
+class BasicBlock(nn.Module):
+    """out = act(branch(x) + shortcut(x)). The branch is exposed as `.branch` for init."""
+
+    def __init__(self, cfg, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        bias = cfg.bias and cfg.norm is Norm.none
+        act = lambda: activation(cfg.activation.value, cfg.negative_slope)  # noqa: E731
+        self.branch = nn.Sequential(
+            conv(in_ch, out_ch, 3, stride, bias, cfg.lazy), *norm(cfg.norm, out_ch, conv=True), act(),
+            conv(out_ch, out_ch, 3, 1, bias, cfg.lazy), *norm(cfg.norm, out_ch, conv=True),
+        )
+        self.stride, self.extra_channels = stride, out_ch - in_ch
+        self.act = act()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.branch(x) + self.shortcut(x))
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        """The paper's option A: subsample, zero-pad the new channels; no parameters to initialise."""
+        if self.stride == 1 and self.extra_channels == 0:
+            return x
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+
+class ResNet(nn.Module):
+    def __init__(self, cfg, input_shape: list[int], num_classes: int) -> None:
+        super().__init__()
+        blocks_per_stage = (cfg.depth - 2) // 6
+        bias = cfg.bias and cfg.norm is Norm.none
+        self.stem = nn.Sequential(
+            conv(input_shape[0], cfg.width, 3, 1, bias, cfg.lazy), *norm(cfg.norm, cfg.width, conv=True),
+            activation(cfg.activation.value, cfg.negative_slope),
+        )
+        stages, channels = [], cfg.width
+        for stage in range(3):
+            out_ch = cfg.width * 2**stage
+            blocks = [BasicBlock(cfg, channels if i == 0 else out_ch, out_ch, 2 if stage and i == 0 else 1)
+                      for i in range(blocks_per_stage)]
+            stages.append(nn.Sequential(*blocks))
+            channels = out_ch
+        self.stages = nn.Sequential(*stages)
+        self.head = linear(channels, num_classes, cfg.bias, cfg.lazy)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.stages(self.stem(x)).mean(dim=(2, 3)))
