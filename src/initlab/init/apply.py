@@ -9,7 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 from torch.nn.parameter import UninitializedParameter
 
-from initlab.errors import ConfigError, choices
+from initlab.errors import ConfigError
 from initlab.init.fan import FanMode, fan_for, fans
 from initlab.init.gain import Gain
 from initlab.init.schemes import SCHEMES, BiasInit, Scheme, Target, scheme_params
@@ -40,15 +40,15 @@ class InitRecord:
     lsuv_iters: int | None = None
 
 
-def check_scheme_args(cfg, mode: FanMode | None, gain: Gain | None) -> Scheme:
-    """Reject a fan mode or gain given to a scheme that does not use it (never ignore it)."""
-    scheme = SCHEMES[cfg.scheme]
+def check_scheme_args(name: str, mode: FanMode | None, gain: object | None) -> Scheme:
+    """Reject a fan mode or gain (as typed) given to a scheme that does not use it (never ignore it)."""
+    scheme = SCHEMES[name]
     if mode is not None and scheme.default_mode is None:
         takers = [s.name for s in SCHEMES.values() if s.default_mode is not None]
         raise ConfigError("mode", mode.value, f"init={scheme.name} takes no fan mode; schemes that do: {', '.join(takers)}")
     if gain is not None and scheme.default_gain is None:
         takers = [s.name for s in SCHEMES.values() if s.default_gain is not None]
-        raise ConfigError("gain", gain.value, f"init={scheme.name} takes no gain; schemes that do: {', '.join(takers)}")
+        raise ConfigError("gain", gain, f"init={scheme.name} takes no gain; schemes that do: {', '.join(takers)}")
     return scheme
 
 
@@ -60,7 +60,7 @@ def initialize(
     The model must be materialised (run one forward pass through lazy modules first).
     Raises ConfigError, before any data is touched, when the scheme does not fit the model.
     """
-    scheme = check_scheme_args(cfg, mode, gain)
+    scheme = check_scheme_args(cfg.scheme, mode, gain and gain.value)
     if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
         raise RuntimeError("lazy modules must be materialised (one forward pass) before init")
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
@@ -145,15 +145,6 @@ def measure(model: nn.Module, records: list[InitRecord]) -> None:
         for r in records:
             t = getattr(modules[r.layer], r.param).detach().double()
             r.std, r.mean = t.std(correction=0).item(), t.mean().item()
-
-
-def scheme_names() -> list[str]:
-    return sorted(SCHEMES)
-
-
-def validate_scheme_name(name: str) -> None:
-    if name not in SCHEMES:
-        raise ConfigError("init", name, choices(scheme_names()))
 
 
 def records_as_dicts(records: list[InitRecord]) -> list[dict]:

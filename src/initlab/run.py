@@ -1,0 +1,87 @@
+"""One run, start to finish: validate, build, initialise, load data, train, record."""
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from initlab.data import load_data
+from initlab.init.apply import initialize, records_as_dicts
+from initlab.init.lsuv import lsuv_rescale
+from initlab.init.schemes import SCHEMES
+from initlab.init.table import format_table
+from initlab.models import build_model
+from initlab.track.records import RunRecords, provenance
+from initlab.track.wandb_mirror import WandbMirror
+from initlab.train.loop import Outcome, train
+from initlab.validate import validate
+
+log = logging.getLogger("initlab")
+
+
+def run(cfg) -> Outcome:
+    """Run the experiment `cfg` in Hydra's run directory; summary.json is written on every exit."""
+    settings = validate(cfg)
+    hc = HydraConfig.get()
+    records = RunRecords(Path(hc.runtime.output_dir))
+    records.write_config(cfg)
+    started, mirror = time.time(), None
+    summary = {"status": "failed", "steps": 0, **provenance(str(settings.device))}
+    try:
+        torch.use_deterministic_algorithms(cfg.train.deterministic)
+        torch.manual_seed(cfg.seed)  # torch's own layer init (kept by init=default) draws from it
+        model = build_model(cfg.model, settings.input_shape, settings.num_classes)
+        init_records = initialize(model, cfg.init, settings.mode, settings.gain,
+                                  torch.Generator().manual_seed(cfg.seed))
+        model.to(settings.device)
+        data_driven = SCHEMES[cfg.init.scheme].data_driven
+        data = load_data(cfg.data, settings.device) if cfg.train.steps or cfg.train.epochs or data_driven else None
+        if data_driven:
+            lsuv_rescale(model, data.x_train[: cfg.data.batch_size], init_records, cfg.init.tol, cfg.init.max_iter)
+        records.write_init(records_as_dicts(init_records))
+        log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records))
+        if data is None:
+            outcome = Outcome("completed", 0)
+            log.info("train.steps=0: initialised only; records in %s", records.dir)
+        else:
+            mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), *_wandb_names(hc)) \
+                if cfg.logger.backend.value == "wandb" else None
+            outcome = train(cfg, model, data, records, mirror or _NoMirror())
+    except BaseException as err:
+        summary |= {"error": f"{type(err).__name__}: {err}", "wall_s": time.time() - started}
+        records.write_summary(summary)
+        if mirror:
+            mirror.finish(summary)
+        raise
+    summary |= {"status": outcome.status, "steps": outcome.steps, "wall_s": time.time() - started,
+                "reason": outcome.reason, **_final_metrics(outcome.metrics)}
+    records.write_summary(summary)
+    if mirror:
+        mirror.finish(summary)
+    log.info("%s after %d steps: %s", outcome.status, outcome.steps,
+             ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None))
+    return outcome
+
+
+def _final_metrics(metrics: dict) -> dict:
+    return {k: metrics.get(k) for k in ("train/loss", "train/acc", "test/loss", "test/acc")}
+
+
+def _plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def _wandb_names(hc) -> tuple[str, str | None]:
+    """(run name, group): in a multirun, the job's folder and the sweep's folder."""
+    if hc.mode is RunMode.MULTIRUN:
+        return Path(hc.runtime.output_dir).name, Path(hc.sweep.dir).name
+    return Path(hc.runtime.output_dir).name, None
+
+
+class _NoMirror:
+    def log(self, record: dict) -> None:
+        pass

@@ -1,0 +1,75 @@
+"""Mirror a run's metrics to wandb; a wandb failure is logged and never stops the run."""
+
+import logging
+import netrc
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def choose_mode(configured: str | None) -> tuple[str, str | None]:
+    """(mode, hint). logger.mode, else WANDB_MODE, else online with credentials, else offline.
+
+    wandb.init(mode=...) overrides WANDB_MODE, so the variable is read here, explicitly.
+    """
+    if configured:
+        return configured, None
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"], None
+    if _has_credentials():
+        return "online", None
+    return "offline", "wandb: no credentials, logging offline; upload later with `wandb sync <run_dir>/wandb/offline-run-*`"
+
+
+def _has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+class WandbMirror:
+    """One wandb run per job (`reinit="finish_previous"`, so Hydra multirun jobs never share one)."""
+
+    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None) -> None:
+        self.run = None
+        mode, hint = choose_mode(cfg.mode.value if cfg.mode else None)
+        if hint:
+            log.info(hint)
+        kwargs = dict(project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=cfg.name or name,
+                      tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="finish_previous")
+        try:
+            import wandb
+
+            try:
+                self.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, silent=True), **kwargs)
+            except (wandb.errors.CommError, wandb.errors.UsageError) as err:
+                if mode != "online":
+                    raise
+                log.warning("wandb online failed (%s); falling back to offline", err)
+                self.run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **kwargs)
+        except Exception as err:
+            log.warning("wandb disabled for this run: %s", err)
+
+    def log(self, record: dict) -> None:
+        self._call(lambda: self.run.log({k: v for k, v in record.items() if k != "step"}, step=record["step"]))
+
+    def finish(self, summary: dict) -> None:
+        def close() -> None:
+            self.run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            self.run.finish(exit_code=0 if summary.get("status") != "failed" else 1)
+
+        self._call(close)
+        self.run = None
+
+    def _call(self, fn) -> None:
+        if self.run is None:
+            return
+        try:
+            fn()
+        except Exception as err:
+            log.warning("wandb error, mirroring stopped: %s", err)
+            self.run = None

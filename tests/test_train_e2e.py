@@ -1,0 +1,159 @@
+"""One training run, end to end, through the CLI, torchvision's readers and the run records."""
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from cli import REPO, metrics, summary, train
+from fakedata import write_cifar, write_idx
+
+SMALL_MLP = ["model.depth=3", "model.width=32", "data.batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_idx(root, "MNIST")
+    write_idx(root, "FashionMNIST")
+    write_cifar(root, 10)
+    write_cifar(root, 100)
+    return root
+
+
+def test_mnist_run_writes_the_run_record_contract(tmp_path, data_root):
+    run = tmp_path / "run"
+    train(run, "init=kaiming", "mode=fan_out", f"data.root={data_root}", *SMALL_MLP,
+          "train.steps=60", "train.log_every=20", "train.eval_every=30")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["init"]["scheme"] == "kaiming" and cfg["mode"] == "fan_out"
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [0, 20, 30, 40, 60]
+    layers = ["layers.0", "layers.2", "layers.4"]
+    for r in (rows[0], rows[1], rows[-1]):
+        for layer in layers:
+            for key in ("grad_norm", "act_var", "act_mean", "weight_norm"):
+                assert math.isfinite(r[f"{key}/{layer}"])
+        assert {"train/loss", "train/acc", "dead_frac/layers.0", "dead_frac/layers.2"} <= r.keys()
+    assert "update_ratio/layers.0" in rows[0] and "update_ratio/layers.0" not in rows[-1]  # no update after the last step
+    assert "test/acc" in rows[2] and "grad_norm/layers.0" not in rows[2]  # step 30: evaluation only
+    s = summary(run)
+    assert s["status"] == "completed" and s["steps"] == 60
+    assert s["test/acc"] == rows[-1]["test/acc"] and s["train/loss"] == rows[-1]["train/loss"]
+    assert s["test/acc"] > 0.3  # the fake digits are learnable: well above chance (0.1)
+    assert {"git_sha", "versions", "device", "wall_s"} <= s.keys() and s["versions"]["torch"]
+    init = json.loads((run / "init.json").read_text())
+    assert [(r["layer"], r["param"]) for r in init][:2] == [("layers.0", "weight"), ("layers.0", "bias")]
+    assert init[0]["fan_out"] == 32 and init[0]["mode"] == "fan_out"
+    assert init[0]["target_std"] == pytest.approx(math.sqrt(2 / 32))
+    assert (run / "last.pt").exists()
+
+
+@pytest.mark.parametrize("dataset, model", [("cifar10", "cnn"), ("cifar100", "resnet"), ("fashion_mnist", "cnn")])
+def test_each_dataset_and_conv_model_trains_from_real_formats(tmp_path, data_root, dataset, model):
+    sizes = ["model.depth=3", "model.channels=8"] if model == "cnn" else ["model.depth=8", "model.width=4"]
+    train(tmp_path, f"dataset={dataset}", f"model={model}", *sizes, f"data.root={data_root}",
+          "data.batch_size=32", "train.steps=4", "train.log_every=2", "data.augment=true")
+    s = summary(tmp_path)
+    assert s["status"] == "completed" and math.isfinite(s["train/loss"])
+    classes = 100 if dataset == "cifar100" else 10
+    assert json.loads((tmp_path / "init.json").read_text())[-1]["shape"][0] == classes or model == "resnet"
+
+
+def test_lazy_model_trains_and_records_materialised_shapes(tmp_path, data_root):
+    train(tmp_path, "model.lazy=true", f"data.root={data_root}", *SMALL_MLP, "train.steps=5")
+    assert json.loads((tmp_path / "init.json").read_text())[0]["shape"] == [32, 784]
+
+
+def test_init_only_run_needs_no_data(tmp_path):
+    proc = train(tmp_path, "init=orthogonal", "gain=relu", "train.steps=0", "data.root=/nonexistent")
+    assert "target_std" in proc.stdout  # the init table
+    assert summary(tmp_path)["status"] == "completed" and summary(tmp_path)["steps"] == 0
+    assert (tmp_path / "metrics.jsonl").exists() is False or metrics(tmp_path) == []
+    assert json.loads((tmp_path / "init.json").read_text())[0]["gain"] == pytest.approx(math.sqrt(2))
+
+
+def test_lsuv_init_only_run_takes_a_data_batch(tmp_path, data_root):
+    train(tmp_path, "init=lsuv", "model.activation=tanh", f"data.root={data_root}", *SMALL_MLP, "train.steps=0")
+    weights = [r for r in json.loads((tmp_path / "init.json").read_text()) if r["param"] == "weight"]
+    assert all(abs(r["lsuv_out_var"] - 1) < 0.1 for r in weights)
+
+
+def test_divergence_is_a_result_not_a_crash(tmp_path, data_root):
+    proc = train(tmp_path, f"data.root={data_root}", *SMALL_MLP, "optim.lr=1e4", "train.steps=200")
+    s = summary(tmp_path)
+    assert proc.returncode == 0 and s["status"] == "diverged"
+    assert 0 < s["steps"] < 200 and "loss" in s["reason"]
+    assert metrics(tmp_path)[0]["step"] == 0  # what was logged before is kept
+
+
+def test_synthetic_data_any_input_shape(tmp_path):
+    train(tmp_path, "dataset=synthetic", "data.input_shape=[3,12,12]", "data.num_classes=4", "model=cnn",
+          "model.depth=3", "model.channels=8", "train.steps=20", "data.train_size=256", "data.test_size=64")
+    assert summary(tmp_path)["status"] == "completed"
+    assert json.loads((tmp_path / "init.json").read_text())[0]["shape"] == [8, 3, 3, 3]
+
+
+def test_deterministic_rerun_is_bit_identical(tmp_path, data_root):
+    args = [f"data.root={data_root}", *SMALL_MLP, "train.steps=40", "train.log_every=10", "train.deterministic=true"]
+    train(tmp_path / "a", *args)
+    train(tmp_path / "b", *args)
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+def test_resume_after_sigkill_continues_to_the_same_result(tmp_path, data_root):
+    args = [f"data.root={data_root}", *SMALL_MLP, "train.steps=1500", "train.log_every=10", "train.ckpt_every=20",
+            "train.deterministic=true", "optim.schedule=cosine", "optim.warmup_steps=5"]
+    train(tmp_path / "full", *args)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), f"hydra.run.dir={run}", "logger=none",
+                             "train.progress=false", *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not ((run / "last.pt").exists() and len(_lines(run)) >= 4) and time.time() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    assert not (run / "summary.json").exists(), "the run finished before it could be killed"
+    train(run, *args, "train.resume=true")
+    assert metrics(run) == metrics(tmp_path / "full")
+    assert summary(run)["train/loss"] == summary(tmp_path / "full")["train/loss"]
+
+
+def _lines(run) -> list[str]:
+    path = run / "metrics.jsonl"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_wandb_offline_mirrors_the_metric_keys(tmp_path, data_root):
+    run = tmp_path / "run"
+    train(run, f"data.root={data_root}", *SMALL_MLP, "train.steps=20", "train.log_every=10", "logger=wandb",
+          "logger.project=initlab-test", env={"WANDB_MODE": "offline"})
+    [wandb_dir] = list((run / "wandb").glob("offline-run-*"))
+    out = subprocess.run(["wandb", "leet", "inspect", "--json", str(wandb_dir)], capture_output=True, text=True,
+                         check=True).stdout
+    history = [json.loads(line)["history"]["item"] for line in out.splitlines() if '"history"' in line]
+    by_step = {h["_step"]: h for h in history}
+    for row in metrics(run):
+        mirrored = by_step[row["step"]]
+        for key, value in row.items():
+            if key != "step":
+                assert mirrored[key] == pytest.approx(value, rel=1e-6), key
+    state = json.loads(subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(wandb_dir)],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert state["state"] == "finished" and state["project"] == "initlab-test"
+
+
+def test_multirun_gives_each_job_its_own_folder_and_wandb_run(tmp_path, data_root):
+    proc = subprocess.run(
+        ["python", "train.py", "-m", "seed=0,1", "init=xavier,kaiming", f"data.root={data_root}", *SMALL_MLP,
+         "train.steps=4", "train.progress=false", f"hydra.sweep.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, env={**__import__("os").environ, "WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "summary.json").exists())
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1", "2", "3"]
+    runs = [next((j / "wandb").glob("offline-run-*")).name for j in jobs]
+    assert len(set(runs)) == 4
