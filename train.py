@@ -3,6 +3,8 @@
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from initlab.config import register_configs
 from initlab.data.sources import DatasetNotFound
@@ -18,6 +20,8 @@ def main(cfg) -> None:
         run(cfg)
     except (ConfigError, DatasetNotFound) as err:
         print(f"error: {err}", file=sys.stderr)  # a user mistake: one line, no traceback
+        if HydraConfig.get().mode is RunMode.MULTIRUN:
+            raise  # fail this job only: Hydra goes on with the others and reports it at the end
         sys.exit(2)
 
 

@@ -10,6 +10,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from initlab.data import load_data
+from initlab.errors import ConfigError
 from initlab.init.apply import initialize, records_as_dicts
 from initlab.init.lsuv import lsuv_rescale
 from initlab.init.schemes import SCHEMES
@@ -28,6 +29,10 @@ def run(cfg) -> Outcome:
     settings = validate(cfg)
     hc = HydraConfig.get()
     records = RunRecords(Path(hc.runtime.output_dir))
+    if cfg.train.resume:
+        finished = _finished_before(records, cfg)
+        if finished:
+            return finished
     records.write_config(cfg)
     started, mirror = time.time(), None
     summary = {"status": "failed", "steps": 0, **provenance(str(settings.device))}
@@ -65,6 +70,31 @@ def run(cfg) -> Outcome:
     log.info("%s after %d steps: %s", outcome.status, outcome.steps,
              ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None))
     return outcome
+
+
+# Keys that may change between an interrupted run and its resumption.
+_RESUME_FREE = ("train.resume", "train.progress", "device", "data.root", "logger")
+
+
+def _finished_before(records: RunRecords, cfg) -> Outcome | None:
+    """With train.resume: the earlier outcome if this run directory already completed or
+    diverged (nothing to do), None if there is work left. A directory that holds a
+    different experiment is refused rather than mixed into."""
+    old_path = records.dir / "config.yaml"
+    if not old_path.exists():
+        return None
+    old, new = OmegaConf.load(old_path), OmegaConf.create(_plain(cfg))
+    for key in _RESUME_FREE:
+        for c in (old, new):
+            OmegaConf.update(c, key, None, force_add=True)
+    if old != new:
+        raise ConfigError("train.resume", True, f"{records.dir} holds a run with a different config; "
+                          "resume with the same overrides or use a new hydra.run.dir")
+    summary = records.read_summary()
+    if summary and summary["status"] in ("completed", "diverged"):
+        log.info("already %s at step %s in %s; nothing to resume", summary["status"], summary["steps"], records.dir)
+        return Outcome(summary["status"], summary["steps"], {k: summary.get(k) for k in _final_metrics({})})
+    return None
 
 
 def _final_metrics(metrics: dict) -> dict:

@@ -1,0 +1,1 @@
+"""initlab's Hydra launcher plugins."""

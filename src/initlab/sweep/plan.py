@@ -1,0 +1,66 @@
+"""Expand a sweep exactly as Hydra's basic sweeper will, and validate every job up front.
+
+Hydra checks types while it launches; relations between values (a gain a scheme does not
+take, a ResNet depth that is not 6n + 2) would only fail job by job. Planning composes
+every job first, so a bad grid is rejected before any job starts.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import open_dict
+
+from initlab.errors import ConfigError
+from initlab.validate import validate
+
+CONF = Path(__file__).resolve().parents[3] / "conf"
+
+
+@dataclass(frozen=True)
+class Job:
+    num: int
+    overrides: list[str]
+    dir: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    sweep_dir: Path
+    jobs: list[Job]
+
+
+def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
+    """The jobs `python train.py -m <overrides>` runs, in Hydra's order, each validated.
+
+    `overrides` may hold Hydra overrides (hydra/launcher=..., hydra.sweep.dir=...) and task
+    overrides, sweeps included (seed=0,1,2); the experiment's hydra.sweeper.params add axes.
+    """
+    hydra_overrides = [o for o in overrides if o.startswith("hydra")]
+    task_overrides = [o for o in overrides if not o.startswith("hydra")]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        base = compose("train", overrides=_single_valued(overrides), return_hydra_config=True)
+        axes = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
+        parsed = OverridesParser.create().parse_overrides(axes + task_overrides)
+        [job_overrides] = BasicSweeper.split_arguments(parsed, None)
+        sweep_dir = Path(base.hydra.sweep.dir)
+        jobs = []
+        for num, job in enumerate(job_overrides):
+            cfg = compose("train", overrides=hydra_overrides + job, return_hydra_config=True)
+            with open_dict(cfg):
+                cfg.hydra.job.num = num  # the launcher sets it; the job folder's name uses it
+            try:
+                validate(cfg)
+            except ConfigError as err:
+                raise ConfigError(err.key, err.value, f"{err.expected} (job #{num}: {' '.join(job)})") from None
+            jobs.append(Job(num, job, sweep_dir / cfg.hydra.sweep.subdir))
+    return Plan(sweep_dir, jobs)
+
+
+def _single_valued(overrides: list[str]) -> list[str]:
+    """The overrides with every sweep (a,b,c) cut to its first value: enough to compose the base."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+            else o.input_line for o in parsed]
