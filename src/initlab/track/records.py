@@ -86,8 +86,17 @@ def provenance(device: str) -> dict:
         "versions": {"python": platform.python_version(), **versions},
         "device": device,
         "host": platform.node(),
+        "slurm_job_id": _slurm_job_id(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _slurm_job_id() -> str | None:
+    """<array id>_<task> for an array task, else the job id; None outside SLURM."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
 
 
 def git_sha() -> str | None:

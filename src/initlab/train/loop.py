@@ -7,6 +7,7 @@ on the device and checked for divergence at each sync point, so ordinary steps n
 for the host.
 """
 
+import logging
 import math
 import sys
 from contextlib import nullcontext
@@ -24,6 +25,7 @@ from initlab.track.records import RunRecords
 from initlab.train.checkpoint import load_checkpoint, save_checkpoint
 from initlab.train.optim import build_optimizer, build_schedule
 
+log = logging.getLogger(__name__)
 SYNC_EVERY = 25  # steps between host syncs outside logging steps (progress bar, divergence check)
 
 
@@ -47,6 +49,8 @@ def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror) -> Out
     scheduler = build_schedule(cfg.optim, optimizer, total)
     checkpoint = records.dir / "last.pt"
     start = load_checkpoint(checkpoint, model, optimizer, scheduler) if tc.resume and checkpoint.exists() else 0
+    if start:
+        log.info("resuming from %s at step %d", checkpoint, start)
     records.truncate_metrics(start)
     probe = LayerProbe(model)
     outcome = Outcome("completed", total)
