@@ -36,7 +36,7 @@ def test_mnist_run_writes_the_run_record_contract(tmp_path, data_root):
     layers = ["layers.0", "layers.2", "layers.4"]
     for r in (rows[0], rows[1], rows[-1]):
         for layer in layers:
-            for key in ("grad_norm", "act_var", "act_mean", "weight_norm"):
+            for key in ("grad_norm", "grad_var", "act_var", "act_mean", "weight_norm"):
                 assert math.isfinite(r[f"{key}/{layer}"])
         assert {"train/loss", "train/acc", "dead_frac/layers.0", "dead_frac/layers.2"} <= r.keys()
     assert "update_ratio/layers.0" in rows[0] and "update_ratio/layers.0" not in rows[-1]  # no update after the last step

@@ -23,9 +23,11 @@ class LayerProbe:
 
     @contextmanager
     def capture(self) -> Iterator[None]:
-        """Record act_mean/act_var of each layer's output and dead_frac after rectifiers."""
+        """Record act_mean/act_var of each layer's output, grad_var of the gradient flowing back
+        into that output (Glorot & Bengio's back-propagated gradient), and dead_frac."""
         self.stats = {}
         handles = [m.register_forward_hook(self._output_hook(name)) for name, m in self.layers.items()]
+        handles += [m.register_full_backward_hook(self._grad_hook(name)) for name, m in self.layers.items()]
         handles += [m.register_forward_hook(self._dead_hook(owner)) for m, owner in self.rectifiers]
         try:
             yield
@@ -38,6 +40,12 @@ class LayerProbe:
             out = out.detach().float()
             self.stats[f"act_mean/{name}"] = out.mean()
             self.stats[f"act_var/{name}"] = out.var(correction=0)  # over batch and units, as Glorot/He
+
+        return hook
+
+    def _grad_hook(self, name: str):
+        def hook(module: nn.Module, grad_input, grad_output) -> None:
+            self.stats[f"grad_var/{name}"] = grad_output[0].detach().float().var(correction=0)
 
         return hook
 

@@ -63,9 +63,9 @@ def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror) -> Out
         log_now = step % tc.log_every == 0 or step == total
         with probe.capture() if log_now else nullcontext():
             logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         pending.append(loss.detach())
 
         record = {}

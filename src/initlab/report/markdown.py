@@ -1,0 +1,91 @@
+"""report.md: claims, the cell table, figures and provenance, every number from the records."""
+
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from initlab.report import plots
+from initlab.report.aggregate import STATUSES, cell_table, mean_pm_std
+from initlab.report.claims import claims_for
+from initlab.report.load import Sweep, read_config
+
+VERDICT = {True: "agrees", False: "does not agree", None: "not tested"}
+
+
+def write_report(sweep: Sweep, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    figures = [f for f in (plots.training_curves(sweep, out), plots.signal_propagation(sweep, out),
+                           plots.heatmap(sweep, out)) if f is not None]
+    experiment = _experiment(sweep)
+    lines = [f"# Sweep report: {experiment or sweep.dir.name}", "",
+             f"{len(sweep.jobs)} runs in `{sweep.dir}`; grid axes: "
+             f"{', '.join(f'`{a}`' for a in sweep.axes) or 'none'}; seeds: {sorted(sweep.jobs['seed'].unique().tolist())}.",
+             ""]
+    claims = claims_for(experiment, sweep)
+    if claims:
+        lines += ["## Claims and this reproduction", "", "| claim | evidence (from the runs) | verdict |", "|---|---|---|"]
+        lines += [f"| {c.claim} | {c.evidence} | **{VERDICT[c.agrees]}** |" for c in claims]
+        lines.append("")
+    lines += ["## Final metrics per cell", "",
+              "Mean ± std over seeds of the completed runs; counts of runs by status.", "",
+              *_cell_markdown(sweep), ""]
+    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})\n" for f in figures]
+    lines += _provenance(sweep, out)
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _cell_markdown(sweep: Sweep) -> list[str]:
+    table = cell_table(sweep)
+    head = [*(a.split(".")[-1] for a in sweep.axes), "runs", *STATUSES, "steps", "train loss", "test acc"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        cells = [*(str(r[a]) for a in sweep.axes), str(r["runs"]), *(str(r[s]) for s in STATUSES),
+                 f"{r['steps']:.0f}", mean_pm_std(r["train/loss"], r["train/loss std"]),
+                 mean_pm_std(r["test/acc"], r["test/acc std"])]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _experiment(sweep: Sweep) -> str | None:
+    first = sweep.overrides[sweep.jobs["job"].iloc[0]]
+    return next((o.split("=", 1)[1] for o in first if o.startswith("experiment=")), None)
+
+
+def _provenance(sweep: Sweep, out: Path) -> list[str]:
+    summaries = [yaml.safe_load((Path(d) / "summary.json").read_text()) for d in sweep.jobs["dir"]
+                 if (Path(d) / "summary.json").exists()]
+    unique = lambda key: sorted({str(s.get(key)) for s in summaries})  # noqa: E731
+    versions = sorted({", ".join(f"{k} {v}" for k, v in s["versions"].items()) for s in summaries if "versions" in s})
+    first_job = sweep.jobs["dir"].iloc[0]
+    config = read_config(first_job)
+    lines = ["## Provenance", "", "Reproduce the sweep, then this report:", "", "```bash",
+             _sweep_command(sweep), f"python scripts/report.py {shlex.quote(str(sweep.dir))} --out {shlex.quote(str(out))}",
+             "```", "",
+             f"- git SHA: {', '.join(unique('git_sha'))}", f"- packages: {'; '.join(versions)}",
+             f"- device: {', '.join(unique('device'))}; host: {', '.join(unique('host'))}",
+             f"- runs started: {min(unique('date'))} to {max(unique('date'))}",
+             f"- report written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+             f"- total run time: {sum(s.get('wall_s') or 0 for s in summaries) / 60:.1f} min", "",
+             "### Each cell's runs", ""]
+    for values, group in sweep.cells():
+        lines.append(f"- {sweep.cell_label(values)}: " + ", ".join(
+            f"`{Path(d).name}` ({status})" for d, status in zip(group["dir"], group["status"])))
+    lines += ["", f"Resolved config of job `{Path(first_job).name}` (the others differ only in their overrides):",
+              "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```"]
+    return lines
+
+
+def _sweep_command(sweep: Sweep) -> str:
+    """The command that ran the grid: sweep.py for a named experiment, else train.py -m."""
+    multirun = yaml.safe_load((sweep.dir / "multirun.yaml").read_text()) if (sweep.dir / "multirun.yaml").exists() else {}
+    recorded = multirun.get("hydra", {}).get("overrides", {})
+    task = [o for o in recorded.get("task") or [] if not o.startswith(("train.resume", "train.progress"))]
+    hydra = [o for o in recorded.get("hydra") or [] if not o.startswith("hydra.mode")]
+    if any(o.startswith("experiment=") for o in task):
+        hydra = [o.replace("hydra/launcher=", "launcher=") for o in hydra]
+        return " ".join(["python scripts/sweep.py", *map(shlex.quote, task + hydra)])
+    return " ".join(["python train.py -m", *map(shlex.quote, task + hydra)])
