@@ -43,7 +43,7 @@ def layer_profile(sweep: Sweep, prefix: str, step: int = 0) -> dict[tuple, np.nd
             if frame.empty or "step" not in frame or not (frame["step"] == step).any():
                 continue
             row = frame[frame["step"] == step].iloc[0]
-            runs.append([row.get(f"{prefix}/{layer}", np.nan) for layer in sweep.weight_layers[job]])
+            runs.append([row.get(f"{prefix}/{layer}", np.nan) for layer in sweep.weight_layers(job)])
         runs = np.array(runs, dtype=float) if runs and len({len(r) for r in runs}) == 1 else np.empty((0, 0))
         if runs.size and not np.isnan(runs).all(axis=0).any():  # every layer measured at least once
             with np.errstate(divide="ignore"):

@@ -20,15 +20,19 @@ class Sweep:
     jobs: pd.DataFrame  # one row per job: job, dir, status, steps, FINAL, seed, one column per axis
     axes: list[str]  # override keys that vary between jobs, seed excluded, in Hydra's order
     metrics: dict[int, pd.DataFrame]  # job -> its metrics.jsonl
-    weight_layers: dict[int, list[str]]  # job -> its Linear/Conv layers in order, from init.json
+    weights: dict[int, list[dict]]  # job -> init.json records of its Linear/Conv weights, in order
     overrides: dict[int, list[str]]  # job -> its overrides as Hydra recorded them
+
+    def weight_layers(self, job: int) -> list[str]:
+        return [r["layer"] for r in self.weights[job]]
 
     def cells(self) -> pd.core.groupby.DataFrameGroupBy:
         return self.jobs.groupby(self.axes, sort=False, dropna=False) if self.axes else self.jobs.groupby(lambda _: "all")
 
-    def cell_label(self, values) -> str:
+    def cell_label(self, values, skip: str | None = None) -> str:
+        """'init=xavier, depth=30' for a cell (the `skip` axis left out: a figure panel shows it)."""
         values = values if isinstance(values, tuple) else (values,)
-        return ", ".join(f"{_short(a)}={v}" for a, v in zip(self.axes, values)) or "all runs"
+        return ", ".join(f"{_short(a)}={v}" for a, v in zip(self.axes, values) if a != skip) or "all runs"
 
 
 def load_sweep(sweep_dir: Path) -> Sweep:
@@ -47,8 +51,8 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     for key in FINAL:  # null (a non-finite value, or never measured) becomes NaN
         jobs[key] = pd.to_numeric(pd.Series([s.get(key) for s in summaries], index=jobs.index), errors="coerce")
     metrics = {j: _metrics(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    layers = {j: _weight_layers(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    return Sweep(Path(sweep_dir), jobs, axes, metrics, layers, overrides)
+    weights = {j: _weight_records(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
+    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides)
 
 
 def _metrics(job_dir: Path) -> pd.DataFrame:
@@ -57,10 +61,10 @@ def _metrics(job_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _weight_layers(job_dir: Path) -> list[str]:
+def _weight_records(job_dir: Path) -> list[dict]:
     path = job_dir / "init.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    return [r["layer"] for r in records if r["param"] == "weight" and r["fan_in"] is not None]
+    return [r for r in records if r["param"] == "weight" and r["fan_in"] is not None]
 
 
 def _read(path: Path) -> dict:

@@ -31,6 +31,10 @@ def write_report(sweep: Sweep, out: Path) -> Path:
     lines += ["## Final metrics per cell", "",
               "Mean ± std over seeds of the completed runs; counts of runs by status.", "",
               *_cell_markdown(sweep), ""]
+    cell_table(sweep).to_csv(out / "cells.csv", index=False)
+    sweep.jobs.drop(columns=["error"]).assign(dir=[Path(d).name for d in sweep.jobs["dir"]]).to_csv(
+        out / "runs.csv", index=False)
+    lines += ["Per cell and per run, as data: [cells.csv](cells.csv), [runs.csv](runs.csv).", ""]
     lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})\n" for f in figures]
     lines += _provenance(sweep, out)
     path = out / "report.md"

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -27,30 +28,34 @@ def facet_axis(sweep: Sweep) -> str | None:
 
 
 def training_curves(sweep: Sweep, out: Path) -> Path | None:
-    """Loss against step, one line per cell (mean over seeds), one panel per facet value."""
+    """Loss against step, one panel per facet value: per cell the mean over its completed
+    runs (solid), and each diverged run on its own (dashed, x where it stopped)."""
     facet = facet_axis(sweep)
     facets = sorted(sweep.jobs[facet].dropna().unique()) if facet else [None]
     fig, axes = plt.subplots(1, len(facets), figsize=(6 * len(facets), 4.5), squeeze=False)
     spans = []
     for ax, value in zip(axes[0], facets):
-        for cell, group in sweep.cells():
+        for color, (cell, group) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10, sweep.cells()):
             if facet and _cell_value(sweep, cell, facet) != value:
                 continue
-            curves = [sweep.metrics[j].set_index("step")["train/loss"].dropna()
-                      for j in group["job"] if "train/loss" in sweep.metrics[j]]
-            if not curves:
-                continue
-            mean = pd.concat(curves, axis=1).mean(axis=1)
-            spans += [mean.min(), mean.max()]
-            diverged = (group["status"] == "diverged").sum()
-            label = _label(sweep, cell, facet) + (f" ({diverged} diverged)" if diverged else "")
-            ax.plot(mean.index, mean.values, label=label)
+            curves = {status: [sweep.metrics[j].set_index("step")["train/loss"].dropna()
+                               for j, st in zip(group["job"], group["status"])
+                               if st == status and "train/loss" in sweep.metrics[j]]
+                      for status in ("completed", "diverged")}
+            label = sweep.cell_label(cell, skip=facet)
+            if curves["completed"]:
+                mean = pd.concat(curves["completed"], axis=1).mean(axis=1)
+                spans += [mean.min(), mean.max()]
+                ax.plot(mean.index, mean.values, color=color, label=label)
+            for i, run in enumerate(curves["diverged"]):
+                ax.plot(run.index, run.values, "--", color=color, marker="x", markevery=[len(run) - 1],
+                        label=f"{label} (diverged)" if i == 0 else None)
         ax.set(title=f"{facet} = {value}" if facet else "training loss", xlabel="step", ylabel="train loss")
         ax.legend(fontsize=7)
     if spans and min(spans) > 0 and max(spans) / min(spans) > 100:
         for ax in axes[0]:
             ax.set_yscale("log")
-    fig.suptitle("Training curves (mean over seeds)")
+    fig.suptitle("Training curves (mean over seeds of completed runs; diverged runs dashed)")
     return _save(fig, out / "curves.png")
 
 
@@ -63,41 +68,46 @@ def signal_propagation(sweep: Sweep, out: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (key, profiles) in zip(axes[0], panels.items()):
         for cell, values in profiles.items():
-            ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=_label(sweep, cell))
+            ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=sweep.cell_label(cell))
         ax.set(yscale="log", xlabel="layer index l (1 = first weight layer)", ylabel=key, title=SIGNALS[key])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     fig.suptitle("Signal propagation at initialisation (step 0, geometric mean over seeds)")
     return _save(fig, out / "signal.png")
 
 
 def heatmap(sweep: Sweep, out: Path) -> Path | None:
-    """Final test accuracy (else train loss) over the facet axis x the other axes' combinations."""
+    """Final test accuracy (else train loss) over the facet axis x the other axes' combinations;
+    a cell with no completed run says what its runs did instead."""
     facet = facet_axis(sweep)
     table = cell_table(sweep)
     metric = "test/acc" if table["test/acc"].notna().any() else "train/loss"
-    if facet is None or table[metric].isna().all():
+    if facet is None:
         return None
     rows = [a for a in sweep.axes if a != facet]
-    label = table[rows].astype(str).agg(", ".join, axis=1) if rows else pd.Series(["all"] * len(table))
-    grid = table.assign(row=label).pivot_table(index="row", columns=facet, values=metric, sort=False)
+    table["row"] = table[rows].astype(str).agg(", ".join, axis=1) if rows else "all"
+    table["note"] = [_outcome(r) for _, r in table.iterrows()]
+    grid = table.pivot_table(index="row", columns=facet, values=metric, sort=False, dropna=False)
+    notes = table.pivot(index="row", columns=facet, values="note").reindex(index=grid.index, columns=grid.columns)
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 4, 0.45 * grid.shape[0] + 1.5))
     image = ax.imshow(grid.values, cmap="viridis", aspect="auto")
     ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
            yticklabels=grid.index, xlabel=facet, ylabel=", ".join(rows), title=f"final {metric} (mean over seeds)")
     for (i, j), value in np.ndenumerate(grid.values):
-        ax.text(j, i, "–" if np.isnan(value) else f"{value:.3f}", ha="center", va="center", color="w", fontsize=8)
+        text = notes.iat[i, j] if np.isnan(value) else f"{value:.3f}"
+        ax.text(j, i, text, ha="center", va="center", color="w" if not np.isnan(value) else "k", fontsize=8)
     fig.colorbar(image, ax=ax, label=metric)
     return _save(fig, out / "heatmap.png")
+
+
+def _outcome(cell: pd.Series) -> str:
+    """What a cell's runs did, for a cell without a final number."""
+    return ", ".join(f"{cell[s]} {s}" for s in ("diverged", "failed") if cell.get(s)) or "no data"
 
 
 def _cell_value(sweep: Sweep, cell, axis: str):
     cell = cell if isinstance(cell, tuple) else (cell,)
     return dict(zip(sweep.axes, cell)).get(axis)
-
-
-def _label(sweep: Sweep, cell, skip: str | None = None) -> str:
-    cell = cell if isinstance(cell, tuple) else (cell,)
-    return ", ".join(f"{a.split('.')[-1]}={v}" for a, v in zip(sweep.axes, cell) if a != skip) or "all runs"
 
 
 def _save(fig, path: Path) -> Path:
