@@ -17,7 +17,7 @@ from initlab.init.schemes import SCHEMES
 from initlab.init.table import format_table
 from initlab.models import build_model
 from initlab.track.records import RunRecords, provenance
-from initlab.track.wandb_mirror import WandbMirror
+from initlab.track.wandb_mirror import NoMirror, WandbMirror
 from initlab.train.loop import Outcome, train
 from initlab.validate import validate
 
@@ -54,8 +54,8 @@ def run(cfg) -> Outcome:
             log.info("train.steps=0: initialised only; records in %s", records.dir)
         else:
             mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), *_wandb_names(hc)) \
-                if cfg.logger.backend.value == "wandb" else None
-            outcome = train(cfg, model, data, records, mirror or _NoMirror())
+                if cfg.logger.backend.value == "wandb" else NoMirror()
+            outcome = train(cfg, model, data, records, mirror)
     except BaseException as err:
         summary |= {"error": f"{type(err).__name__}: {err}", "wall_s": time.time() - started}
         records.write_summary(summary)
@@ -110,8 +110,3 @@ def _wandb_names(hc) -> tuple[str, str | None]:
     if hc.mode is RunMode.MULTIRUN:
         return Path(hc.runtime.output_dir).name, Path(hc.sweep.dir).name
     return Path(hc.runtime.output_dir).name, None
-
-
-class _NoMirror:
-    def log(self, record: dict) -> None:
-        pass

@@ -4,6 +4,7 @@ Hooks exist only while `capture()` is open (logging steps); every statistic stay
 tensor until `to_floats` turns a whole record into numbers with one host sync.
 """
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,7 +31,11 @@ class LayerProbe:
         handles += [m.register_full_backward_hook(self._grad_hook(name)) for name, m in self.layers.items()]
         handles += [m.register_forward_hook(self._dead_hook(owner)) for m, owner in self.rectifiers]
         try:
-            yield
+            with warnings.catch_warnings():
+                # The first layer's input is data, which needs no gradient: torch warns that its
+                # hook sees only the output gradient, which is exactly what grad_var wants.
+                warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients")
+                yield
         finally:
             for h in handles:
                 h.remove()

@@ -73,3 +73,13 @@ class WandbMirror:
         except Exception as err:
             log.warning("wandb error, mirroring stopped: %s", err)
             self.run = None
+
+
+class NoMirror:
+    """The mirror for logger=none (and benchmarks): the run's own files are the record."""
+
+    def log(self, record: dict) -> None:
+        pass
+
+    def finish(self, summary: dict) -> None:
+        pass
