@@ -139,8 +139,9 @@ up() {
 }
 
 stop_daemon() {
-    if running "$1"; then
-        kill "$(cat "$(pidfile "$1")")"
+    local pid
+    if running "$1" && pid=$(cat "$(pidfile "$1")" 2>/dev/null); then  # a daemon may remove it as it exits
+        kill "$pid" 2>/dev/null || true
         for _ in $(seq 100); do running "$1" || break; sleep 0.1; done
     fi
     rm -f "$(pidfile "$1")"

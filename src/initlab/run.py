@@ -8,8 +8,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+from torch import nn
 
-from initlab.data import load_data
+from initlab.data import Data, load_data
 from initlab.errors import ConfigError
 from initlab.init.apply import initialize, records_as_dicts
 from initlab.init.lsuv import lsuv_rescale
@@ -19,7 +20,7 @@ from initlab.models import build_model
 from initlab.track.records import RunRecords, provenance
 from initlab.track.wandb_mirror import NoMirror, WandbMirror
 from initlab.train.loop import Outcome, train
-from initlab.validate import validate
+from initlab.validate import Settings, validate
 
 log = logging.getLogger("initlab")
 
@@ -34,42 +35,48 @@ def run(cfg) -> Outcome:
         if finished:
             return finished
     records.write_config(cfg)
-    started, mirror = time.time(), None
+    started, mirror = time.time(), NoMirror()
     summary = {"status": "failed", "steps": 0, **provenance(str(settings.device))}
     try:
         torch.use_deterministic_algorithms(cfg.train.deterministic)
-        torch.manual_seed(cfg.seed)  # torch's own layer init (kept by init=default) draws from it
-        model = build_model(cfg.model, settings.input_shape, settings.num_classes)
-        init_records = initialize(model, cfg.init, settings.mode, settings.gain,
-                                  torch.Generator().manual_seed(cfg.seed))
-        model.to(settings.device)
-        data_driven = SCHEMES[cfg.init.scheme].data_driven
-        data = load_data(cfg.data, settings.device) if cfg.train.steps or cfg.train.epochs or data_driven else None
-        if data_driven:
-            lsuv_rescale(model, data.x_train[: cfg.data.batch_size], init_records, cfg.init.tol, cfg.init.max_iter)
-        records.write_init(records_as_dicts(init_records))
-        log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records))
+        model, data = _initialised_model(cfg, settings, records)
         if data is None:
             outcome = Outcome("completed", 0)
             log.info("train.steps=0: initialised only; records in %s", records.dir)
         else:
-            mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), *_wandb_names(hc)) \
-                if cfg.logger.backend.value == "wandb" else NoMirror()
+            if cfg.logger.backend.value == "wandb":
+                mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), *_wandb_names(hc))
             outcome = train(cfg, model, data, records, mirror)
     except BaseException as err:
-        summary |= {"error": f"{type(err).__name__}: {err}", "wall_s": time.time() - started}
-        records.write_summary(summary)
-        if mirror:
-            mirror.finish(summary)
+        _close(records, mirror, summary | {"error": f"{type(err).__name__}: {err}", "wall_s": time.time() - started})
         raise
-    summary |= {"status": outcome.status, "steps": outcome.steps, "wall_s": time.time() - started,
-                "reason": outcome.reason, **_final_metrics(outcome.metrics)}
-    records.write_summary(summary)
-    if mirror:
-        mirror.finish(summary)
+    final = _final_metrics(outcome.metrics)
+    _close(records, mirror, summary | {"status": outcome.status, "steps": outcome.steps,
+                                       "wall_s": time.time() - started, "reason": outcome.reason, **final})
     log.info("%s after %d steps: %s", outcome.status, outcome.steps,
-             ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None))
+             ", ".join(f"{k}={v:.4g}" for k, v in final.items() if v is not None))
     return outcome
+
+
+def _initialised_model(cfg, settings: Settings, records: RunRecords) -> tuple[nn.Module, Data | None]:
+    """Build and initialise the model (before any data: init errors cost nothing), then load
+    the data when the run trains or the scheme needs a batch (LSUV); write init.json."""
+    torch.manual_seed(cfg.seed)  # torch's own layer init (kept by init=default) draws from it
+    model = build_model(cfg.model, settings.input_shape, settings.num_classes)
+    init_records = initialize(model, cfg.init, settings.mode, settings.gain, torch.Generator().manual_seed(cfg.seed))
+    model.to(settings.device)
+    data_driven = SCHEMES[cfg.init.scheme].data_driven
+    data = load_data(cfg.data, settings.device) if cfg.train.steps or cfg.train.epochs or data_driven else None
+    if data_driven:
+        lsuv_rescale(model, data.x_train[: cfg.data.batch_size], init_records, cfg.init.tol, cfg.init.max_iter)
+    records.write_init(records_as_dicts(init_records))
+    log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records))
+    return model, data
+
+
+def _close(records: RunRecords, mirror, summary: dict) -> None:
+    records.write_summary(summary)
+    mirror.finish(summary)
 
 
 # Keys that may change between an interrupted run and its resumption.

@@ -42,7 +42,7 @@ class WandbMirror:
         kwargs = dict(project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=cfg.name or name,
                       tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="finish_previous")
         try:
-            import wandb
+            import wandb  # here, not at the top: runs with logger=none never pay for the import
 
             try:
                 self.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, silent=True), **kwargs)

@@ -1,0 +1,70 @@
+"""Datasets as tensors on the training device; batches are index slices, never per-sample Python."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from initlab.data.sources import open_split
+
+# name -> (input shape, classes): known before any data is loaded, so models and init
+# are built and validated first.
+SHAPES = {
+    "mnist": ([1, 28, 28], 10),
+    "fashion_mnist": ([1, 28, 28], 10),
+    "cifar10": ([3, 32, 32], 10),
+    "cifar100": ([3, 32, 32], 100),
+}
+
+
+def shape_of(cfg) -> tuple[list[int], int]:
+    if cfg.name.value == "synthetic":
+        return list(cfg.input_shape), cfg.num_classes
+    return SHAPES[cfg.name.value]
+
+
+@dataclass
+class Data:
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+
+def load_data(cfg, device: torch.device) -> Data:
+    """Load both splits once, normalise with the training split's per-channel mean/std."""
+    if cfg.name.value == "synthetic":
+        x_train, y_train, x_test, y_test = _synthetic(cfg)
+    else:
+        x_train, y_train = _split_tensors(open_split(cfg.name.value, cfg.root, True, cfg.download))
+        x_test, y_test = _split_tensors(open_split(cfg.name.value, cfg.root, False, cfg.download))
+    if cfg.subset is not None:
+        x_train, y_train = x_train[: cfg.subset], y_train[: cfg.subset]
+    dims = [0, *range(2, x_train.dim())]  # all but the channel axis
+    mean, std = x_train.mean(dims, keepdim=True), x_train.std(dims, keepdim=True).clamp_min(1e-8)
+    normalise = lambda x: ((x - mean) / std).to(device)  # noqa: E731
+    return Data(normalise(x_train), y_train.to(device), normalise(x_test), y_test.to(device))
+
+
+def _split_tensors(dataset) -> tuple[Tensor, Tensor]:
+    """uint8 images as float [N, C, H, W] in [0, 1], labels as int64."""
+    images = torch.as_tensor(np.asarray(dataset.data))
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)  # MNIST | CIFAR
+    return images.float().div_(255), torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
+def _synthetic(cfg) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gaussian inputs labelled by a fixed random teacher (seed 0, whatever the run's seed)."""
+    g = torch.Generator().manual_seed(0)
+    features = int(np.prod(cfg.input_shape))
+    w1 = torch.randn(features, 64, generator=g) / features**0.5
+    w2 = torch.randn(64, cfg.num_classes, generator=g) / 8.0
+    x = torch.randn(cfg.train_size + cfg.test_size, *cfg.input_shape, generator=g)
+    y = (torch.tanh(x.flatten(1) @ w1) @ w2).argmax(1)
+    n = cfg.train_size
+    return x[:n], y[:n], x[n:], y[n:]
