@@ -42,6 +42,7 @@ def _claims(name: str):
 
 
 def _cells(table: pd.DataFrame, **where) -> pd.DataFrame:
+    """The rows (cells or jobs) whose columns hold these values; none if a column is missing."""
     for key, value in where.items():
         if key not in table:
             return table.iloc[0:0]
@@ -73,13 +74,11 @@ def he2015(sweep: Sweep) -> list[Claim]:
             + "; ".join(f"{_describe(r, sweep.axes, 'model.depth')}: {r['test/acc']:.3f}" for _, r in kaiming.iterrows()),
             bool(worst > 0.5)))
     for bias in sorted(deep["model.bias"].unique()) if "model.bias" in deep else [None]:
-        xavier = _cells(deep, init="xavier") if bias is None else _cells(deep, init="xavier", **{"model.bias": bias})
+        where = {"model.depth": 30, "init": "xavier"} | ({} if bias is None else {"model.bias": bias})
+        xavier = _cells(table, **where)
         if not len(xavier):
             continue
-        jobs = sweep.jobs[(sweep.jobs.get("model.depth") == 30) & (sweep.jobs["init"] == "xavier")]
-        if bias is not None:
-            jobs = jobs[jobs["model.bias"] == bias]
-        escapes = _escape_step(sweep, jobs["job"], CHANCE_LOSS - 0.1)
+        escapes = _escape_step(sweep, _cells(sweep.jobs, **where)["job"], CHANCE_LOSS - 0.1)
         stalled = all(abs(v - CHANCE_LOSS) < 0.05 for v in xavier["train/loss"])
         where = "" if bias is None else f" (bias={bias})"
         claims.append(Claim(
