@@ -83,7 +83,7 @@ def test_relations_between_values_are_checked_before_anything_runs(overrides, ke
         (["init=delta_orthogonal", "model=cnn", "model.channels=2", "dataset=cifar10", "train.steps=0"],
          "out_channels >= in_channels"),
         (["dataset=cifar100", "data.root=/nonexistent", "data.download=false", "train.steps=1"],
-         "apt-get install dataset-cifar-100"),
+         "put a system copy in /usr/share/datasets/cifar-100, or go online"),
     ],
 )
 def test_cli_prints_one_line_and_exits_nonzero_without_traceback(tmp_path, overrides, says):
@@ -101,3 +101,14 @@ def test_missing_dataset_names_all_three_remedies(tmp_path):
     assert "data.root='/nonexistent'" in message and "/usr/share/datasets/mnist" in message
     assert "download" in message
     assert (tmp_path / "summary.json").exists()  # the failed run is recorded, not lost
+
+
+def test_the_debian_package_is_named_only_where_one_exists(tmp_path, monkeypatch):
+    from initlab.data import sources
+
+    monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")  # as on a machine without it
+    with pytest.raises(sources.DatasetNotFound, match=r"apt-get install dataset-fashion-mnist"):
+        sources.open_split("fashion_mnist", str(tmp_path / "root"), True, download=False)
+    with pytest.raises(sources.DatasetNotFound) as err:
+        sources.open_split("cifar10", str(tmp_path / "root"), True, download=False)
+    assert "apt-get" not in str(err.value) and "system" in str(err.value)

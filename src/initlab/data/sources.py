@@ -50,6 +50,10 @@ TORCHVISION = {
 }
 
 
+# Debian packages that install a dataset into SYSTEM_ROOT (the others have none).
+DEBIAN_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
+
+
 def open_split(name: str, root: str, train: bool, download: bool):
     """The torchvision dataset for one split, from the first source that has it."""
     cls, system_name = TORCHVISION[name]
@@ -66,9 +70,14 @@ def open_split(name: str, root: str, train: bool, download: bool):
             log.warning("download of %s failed: %s", name, err)
     raise DatasetNotFound(
         f"dataset {name!r} not found: put it under data.root={root!r} (torchvision layout), "
-        f"install the system copy in {system_dir} (e.g. apt-get install dataset-{system_name}), "
+        f"put a system copy in {system_dir}{_debian_hint(name)}, "
         f"or go online and keep data.download=true so torchvision downloads it"
     )
+
+
+def _debian_hint(name: str) -> str:
+    package = DEBIAN_PACKAGES.get(name)
+    return f" (apt-get install {package})" if package else ""
 
 
 def _from_system(cls, system_dir: Path, root: str, train: bool):
