@@ -17,7 +17,7 @@ from initlab.init.lsuv import lsuv_rescale
 from initlab.init.schemes import SCHEMES
 from initlab.init.table import format_table
 from initlab.models import build_model
-from initlab.track.records import RunRecords, provenance
+from initlab.track.records import FINAL_METRICS, RunRecords, provenance
 from initlab.track.wandb_mirror import NoMirror, WandbMirror
 from initlab.train.loop import Outcome, train
 from initlab.validate import Settings, validate
@@ -100,12 +100,12 @@ def _finished_before(records: RunRecords, cfg) -> Outcome | None:
     summary = records.read_summary()
     if summary and summary["status"] in ("completed", "diverged"):
         log.info("already %s at step %s in %s; nothing to resume", summary["status"], summary["steps"], records.dir)
-        return Outcome(summary["status"], summary["steps"], {k: summary.get(k) for k in _final_metrics({})})
+        return Outcome(summary["status"], summary["steps"], _final_metrics(summary))
     return None
 
 
 def _final_metrics(metrics: dict) -> dict:
-    return {k: metrics.get(k) for k in ("train/loss", "train/acc", "test/loss", "test/acc")}
+    return {k: metrics.get(k) for k in FINAL_METRICS}
 
 
 def _plain(cfg) -> dict:

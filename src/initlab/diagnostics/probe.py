@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from initlab.init.apply import WEIGHT_LAYERS
+
 RELU_FAMILY = (nn.ReLU, nn.LeakyReLU)
 
 
@@ -90,7 +92,7 @@ def _rectifier_owners(model: nn.Module) -> list[tuple[nn.Module, str]]:
     before it in module order, which is data-flow order for Sequential-built models)."""
     owners, last = [], None
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(m, WEIGHT_LAYERS):
             last = name
         elif isinstance(m, RELU_FAMILY) and last is not None:
             owners.append((m, last))

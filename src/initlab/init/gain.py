@@ -36,8 +36,7 @@ def resolve_gain(value: str | float | None, activation: str, negative_slope: flo
     if text == "auto":
         return _activation_gain(activation, negative_slope)
     if text in TORCH_GAINS:
-        param = negative_slope if text == "leaky_relu" else None
-        return Gain(float(torch.nn.init.calculate_gain(text, param)), f"calculate_gain({text})")
+        return _torch_gain(text, negative_slope, "")
     try:
         number = float(text)
     except ValueError:
@@ -49,8 +48,13 @@ def resolve_gain(value: str | float | None, activation: str, negative_slope: flo
 
 def _activation_gain(activation: str, negative_slope: float) -> Gain:
     if activation in TORCH_GAINS:
-        param = negative_slope if activation == "leaky_relu" else None
-        return Gain(float(torch.nn.init.calculate_gain(activation, param)), f"auto: calculate_gain({activation})")
+        return _torch_gain(activation, negative_slope, "auto: ")
     if activation in NUMERIC_GAINS:
         return Gain(variance_preserving_gain(activation), f"auto: numeric 1/sqrt(E[{activation}(z)^2])")
     raise ConfigError("model.activation", activation, choices([*TORCH_GAINS, *NUMERIC_GAINS]))
+
+
+def _torch_gain(name: str, negative_slope: float, source_prefix: str) -> Gain:
+    """torch's calculate_gain; leaky_relu's gain uses the model's slope."""
+    param = negative_slope if name == "leaky_relu" else None
+    return Gain(float(torch.nn.init.calculate_gain(name, param)), f"{source_prefix}calculate_gain({name})")

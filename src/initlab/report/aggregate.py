@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from initlab.report.load import FINAL, Sweep
+from initlab.report.load import Sweep
+from initlab.track.records import FINAL_METRICS
 
 STATUSES = ("completed", "diverged", "failed")
 
@@ -18,7 +19,7 @@ def cell_table(sweep: Sweep) -> pd.DataFrame:
         row = dict(zip(sweep.axes, values)) | {"runs": len(group)}
         row |= {status: int((group["status"] == status).sum()) for status in STATUSES}
         row["steps"] = group["steps"].mean()
-        for key in FINAL:
+        for key in FINAL_METRICS:
             finite = done[key].dropna()
             row[key] = finite.mean() if len(finite) else np.nan
             row[f"{key} std"] = finite.std(ddof=1) if len(finite) > 1 else np.nan

@@ -8,20 +8,21 @@ import pandas as pd
 import yaml
 
 from initlab.sweep.status import job_table
+from initlab.track.records import FINAL_METRICS, read_summary
 
 # Overrides that say how a sweep ran, not what it measured.
 NOT_AXES = ("experiment", "train.resume", "train.progress", "logger.mode", "device", "data.root")
-FINAL = ["train/loss", "train/acc", "test/loss", "test/acc"]
 
 
 @dataclass
 class Sweep:
     dir: Path
-    jobs: pd.DataFrame  # one row per job: job, dir, status, steps, FINAL, seed, one column per axis
+    jobs: pd.DataFrame  # one row per job: job, dir, status, steps, FINAL_METRICS, seed, one column per axis
     axes: list[str]  # override keys that vary between jobs, seed excluded, in Hydra's order
     metrics: dict[int, pd.DataFrame]  # job -> its metrics.jsonl
     weights: dict[int, list[dict]]  # job -> init.json records of its Linear/Conv weights, in order
     overrides: dict[int, list[str]]  # job -> its overrides as Hydra recorded them
+    summaries: dict[int, dict]  # job -> its summary.json ({} while it has none)
 
     def weight_layers(self, job: int) -> list[str]:
         return [r["layer"] for r in self.weights[job]]
@@ -47,12 +48,13 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     jobs = table.drop(columns=["overrides"]).copy()
     for key in axes + ["seed"]:
         jobs[key] = [_typed(settings[j].get(key)) for j in jobs["job"]]
-    summaries = [_read(Path(d) / "summary.json") for d in jobs["dir"]]
-    for key in FINAL:  # null (a non-finite value, or never measured) becomes NaN
-        jobs[key] = pd.to_numeric(pd.Series([s.get(key) for s in summaries], index=jobs.index), errors="coerce")
+    summaries = {j: read_summary(Path(d)) or {} for j, d in zip(jobs["job"], jobs["dir"])}
+    for key in FINAL_METRICS:  # null (a non-finite value, or never measured) becomes NaN
+        jobs[key] = pd.to_numeric(pd.Series([summaries[j].get(key) for j in jobs["job"]], index=jobs.index),
+                                  errors="coerce")
     metrics = {j: _metrics(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
     weights = {j: _weight_records(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides)
+    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides, summaries)
 
 
 def _metrics(job_dir: Path) -> pd.DataFrame:
@@ -65,10 +67,6 @@ def _weight_records(job_dir: Path) -> list[dict]:
     path = job_dir / "init.json"
     records = json.loads(path.read_text()) if path.exists() else []
     return [r for r in records if r["param"] == "weight" and r["fan_in"] is not None]
-
-
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _typed(value: str | None):

@@ -60,8 +60,7 @@ def _experiment(sweep: Sweep) -> str | None:
 
 
 def _provenance(sweep: Sweep, out: Path) -> list[str]:
-    summaries = [yaml.safe_load((Path(d) / "summary.json").read_text()) for d in sweep.jobs["dir"]
-                 if (Path(d) / "summary.json").exists()]
+    summaries = [s for s in sweep.summaries.values() if s]
     unique = lambda key: sorted({str(s.get(key)) for s in summaries})  # noqa: E731
     versions = sorted({", ".join(f"{k} {v}" for k, v in s["versions"].items()) for s in summaries if "versions" in s})
     first_job = sweep.jobs["dir"].iloc[0]

@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from initlab.track.records import read_summary
+
 COLUMNS = ["job", "overrides", "status", "steps", "train/loss", "test/acc"]
 
 
@@ -19,7 +21,7 @@ def job_table(sweep_dir: Path) -> pd.DataFrame:
     job_dirs = [p.parents[1] for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]
     for job_dir in sorted(job_dirs, key=_job_number):
         overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-        summary = _read_json(job_dir / "summary.json") or {"status": "running", "steps": _last_step(job_dir)}
+        summary = read_summary(job_dir) or {"status": "running", "steps": _last_step(job_dir)}
         rows.append({"job": _job_number(job_dir), "overrides": " ".join(overrides),
                      **{k: summary.get(k) for k in COLUMNS[2:]}, "dir": str(job_dir),
                      "error": summary.get("error") or summary.get("reason")})
@@ -45,10 +47,6 @@ def _job_number(job_dir: Path) -> int:
     """Job folders are named <job number>_<overrides> (hydra.sweep.subdir in conf/train.yaml)."""
     head = job_dir.name.split("_", 1)[0]
     return int(head) if head.isdigit() else -1
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _last_step(job_dir: Path) -> int | None:

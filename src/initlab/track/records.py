@@ -16,6 +16,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+# The final metrics every summary.json carries (null where not measured).
+FINAL_METRICS = ("train/loss", "train/acc", "test/loss", "test/acc")
 PACKAGES = ("initlab", "torch", "torchvision", "hydra-core", "omegaconf", "wandb", "numpy")
 
 
@@ -56,8 +58,7 @@ class RunRecords:
         atomic_write(self.dir / "summary.json", json.dumps({k: _finite(v) for k, v in summary.items()}, indent=1))
 
     def read_summary(self) -> dict | None:
-        path = self.dir / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_summary(self.dir)
 
     def append_metrics(self, record: dict) -> None:
         with self.metrics_path.open("a") as f:
@@ -71,6 +72,12 @@ class RunRecords:
         kept = [line for line in self.metrics_path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] < from_step]
         atomic_write(self.metrics_path, "".join(line + "\n" for line in kept))
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """A run's summary.json, or None while it has none (still running, or killed)."""
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def provenance(device: str) -> dict:
