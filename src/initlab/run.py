@@ -53,8 +53,8 @@ def run(cfg) -> Outcome:
     final = _final_metrics(outcome.metrics)
     _close(records, mirror, summary | {"status": outcome.status, "steps": outcome.steps,
                                        "wall_s": time.time() - started, "reason": outcome.reason, **final})
-    log.info("%s after %d steps: %s", outcome.status, outcome.steps,
-             ", ".join(f"{k}={v:.4g}" for k, v in final.items() if v is not None))
+    measured = ", ".join(f"{k}={v:.4g}" for k, v in final.items() if v is not None)
+    log.info("%s after %d steps%s", outcome.status, outcome.steps, f": {measured}" if measured else "")
     return outcome
 
 
