@@ -13,27 +13,17 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from initlab.activations import ACTIVATIONS
+from initlab.data import DATASETS
 from initlab.init.fan import FanMode
 from initlab.init.schemes import SCHEMES
+from initlab.models import BUILDERS
+from initlab.models.layers import Norm
 
 
-class Activation(str, Enum):
-    relu = "relu"
-    leaky_relu = "leaky_relu"
-    tanh = "tanh"
-    sigmoid = "sigmoid"
-    selu = "selu"
-    gelu = "gelu"
-    silu = "silu"
-    elu = "elu"
-    softplus = "softplus"
-    linear = "linear"
-
-
-class Norm(str, Enum):
-    none = "none"
-    batch = "batch"
-    layer = "layer"
+# Enums built from the tables that own the names, so a new activation or dataset is one entry there.
+Activation = Enum("Activation", {name: name for name in ACTIVATIONS}, type=str, module=__name__)
+DatasetName = Enum("DatasetName", {name: name for name in DATASETS}, type=str, module=__name__)
 
 
 @dataclass
@@ -64,17 +54,9 @@ class CNNConfig(ModelBase):
 @dataclass
 class ResNetConfig(ModelBase):
     name: str = "resnet"
-    depth: int = 20  # 6n + 2: 20, 32, 44, 56, 110
+    depth: int = 20  # see ResNet.DEPTHS
     width: int = 16  # channels of the first stage; doubled at each of the two downsamplings
     norm: Norm = Norm.batch
-
-
-class DatasetName(str, Enum):
-    mnist = "mnist"
-    fashion_mnist = "fashion_mnist"
-    cifar10 = "cifar10"
-    cifar100 = "cifar100"
-    synthetic = "synthetic"
 
 
 @dataclass
@@ -151,6 +133,11 @@ class TrainConfig:
     diverge_loss: float = 1000.0  # a loss above this (or non-finite) ends the run as `diverged`
 
 
+# One schema per builder in initlab.models.BUILDERS, under the builder's name.
+MODEL_SCHEMAS = {cls.name: cls for cls in (MLPConfig, CNNConfig, ResNetConfig)}
+assert MODEL_SCHEMAS.keys() == BUILDERS.keys(), "every model builder needs its config schema"
+
+
 @dataclass
 class Config:
     init: Any = MISSING
@@ -169,7 +156,7 @@ def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore; conf/ yaml files build on them."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    for name, cls in (("mlp", MLPConfig), ("cnn", CNNConfig), ("resnet", ResNetConfig)):
+    for name, cls in MODEL_SCHEMAS.items():
         cs.store(group="schema/model", name=name, node=cls)
     for scheme in SCHEMES.values():
         cs.store(group="schema/init", name=scheme.name, node=scheme.params)

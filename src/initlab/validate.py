@@ -13,6 +13,7 @@ from initlab.errors import ConfigError
 from initlab.init.apply import check_scheme_args
 from initlab.init.fan import FanMode
 from initlab.init.gain import Gain, resolve_gain
+from initlab.models import BUILDERS, ResNet
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _check_model(model) -> None:
-    minimum = {"mlp": 1, "cnn": 2, "resnet": 8}[model.name]
+    builder = BUILDERS[model.name]
+    minimum = builder.MIN_DEPTH
     _require(model.depth >= minimum, "model.depth", model.depth, f"must be >= {minimum} for model={model.name}")
-    if model.name == "resnet":
-        _require((model.depth - 2) % 6 == 0, "model.depth", model.depth, "ResNet depth is 6n + 2: 8, 14, 20, 32, 44, 56, 110")
+    if builder is ResNet:
+        _require(ResNet.depth_ok(model.depth), "model.depth", model.depth, f"ResNet depth is {ResNet.DEPTHS}")
     size_key = "channels" if model.name == "cnn" else "width"
     _require(model[size_key] > 0, f"model.{size_key}", model[size_key], "must be > 0")
     if model.name == "cnn":

@@ -8,20 +8,20 @@ from torch import Tensor
 
 from initlab.data.sources import open_split
 
-# name -> (input shape, classes): known before any data is loaded, so models and init
-# are built and validated first.
-SHAPES = {
+# The datasets initlab offers: name -> (input shape, classes), None for synthetic (its
+# config says). Known before any data is loaded, so models and init are built and
+# validated first.
+DATASETS: dict[str, tuple[list[int], int] | None] = {
     "mnist": ([1, 28, 28], 10),
     "fashion_mnist": ([1, 28, 28], 10),
     "cifar10": ([3, 32, 32], 10),
     "cifar100": ([3, 32, 32], 100),
+    "synthetic": None,
 }
 
 
 def shape_of(cfg) -> tuple[list[int], int]:
-    if cfg.name.value == "synthetic":
-        return list(cfg.input_shape), cfg.num_classes
-    return SHAPES[cfg.name.value]
+    return DATASETS[cfg.name.value] or (list(cfg.input_shape), cfg.num_classes)
 
 
 @dataclass

@@ -11,9 +11,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from initlab.activations import RECTIFIER_MODULES
 from initlab.init.apply import WEIGHT_LAYERS
-
-RELU_FAMILY = (nn.ReLU, nn.LeakyReLU)
 
 
 class LayerProbe:
@@ -94,7 +93,7 @@ def _rectifier_owners(model: nn.Module) -> list[tuple[nn.Module, str]]:
     for name, m in model.named_modules():
         if isinstance(m, WEIGHT_LAYERS):
             last = name
-        elif isinstance(m, RELU_FAMILY) and last is not None:
+        elif isinstance(m, RECTIFIER_MODULES) and last is not None:
             owners.append((m, last))
     return owners
 

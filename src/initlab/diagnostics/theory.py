@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from initlab.models.layers import activation as activation_module
+from initlab.activations import activation_module
 
 
 def second_moment(activation: str, q: float, points: int = 200, negative_slope: float = 0.01) -> float:

@@ -5,14 +5,13 @@ from dataclasses import dataclass
 
 import torch
 
+from initlab.activations import ACTIVATIONS
 from initlab.diagnostics.theory import second_moment
 from initlab.errors import ConfigError, choices
 
-# Nonlinearities torch.nn.init.calculate_gain knows.
-TORCH_GAINS = ("linear", "conv1d", "conv2d", "conv3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
-
-# Activations without a torch gain; `auto` computes theirs numerically.
-NUMERIC_GAINS = ("gelu", "silu", "elu", "softplus")
+# Nonlinearities torch.nn.init.calculate_gain knows: the activations' torch names, plus conv.
+TORCH_GAINS = tuple(dict.fromkeys([*(a.torch_gain for a in ACTIVATIONS.values() if a.torch_gain),
+                                   "conv1d", "conv2d", "conv3d"]))
 
 
 @dataclass(frozen=True)
@@ -47,11 +46,13 @@ def resolve_gain(value: str | float | None, activation: str, negative_slope: flo
 
 
 def _activation_gain(activation: str, negative_slope: float) -> Gain:
-    if activation in TORCH_GAINS:
-        return _torch_gain(activation, negative_slope, "auto: ")
-    if activation in NUMERIC_GAINS:
-        return Gain(variance_preserving_gain(activation), f"auto: numeric 1/sqrt(E[{activation}(z)^2])")
-    raise ConfigError("model.activation", activation, choices([*TORCH_GAINS, *NUMERIC_GAINS]))
+    """torch's gain where it recommends one; else the variance-preserving gain by quadrature."""
+    if activation not in ACTIVATIONS:
+        raise ConfigError("model.activation", activation, choices(ACTIVATIONS))
+    torch_name = ACTIVATIONS[activation].torch_gain
+    if torch_name:
+        return _torch_gain(torch_name, negative_slope, "auto: ")
+    return Gain(variance_preserving_gain(activation), f"auto: numeric 1/sqrt(E[{activation}(z)^2])")
 
 
 def _torch_gain(name: str, negative_slope: float, source_prefix: str) -> Gain:

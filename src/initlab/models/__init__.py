@@ -7,7 +7,9 @@ from initlab.models.cnn import CNN
 from initlab.models.mlp import MLP
 from initlab.models.resnet import ResNet
 
+# The model names initlab offers: `model=<name>` builds with this class.
 BUILDERS = {"mlp": MLP, "cnn": CNN, "resnet": ResNet}
+__all__ = ["BUILDERS", "CNN", "MLP", "ResNet", "build_model"]
 
 
 def build_model(cfg, input_shape: list[int], num_classes: int) -> nn.Module:

@@ -2,8 +2,8 @@
 
 from torch import Tensor, nn
 
-from initlab.config import Norm
-from initlab.models.layers import activation, conv, linear, norm
+from initlab.activations import activation_module
+from initlab.models.layers import Norm, conv, linear, norm
 
 
 class CNN(nn.Module):
@@ -13,6 +13,8 @@ class CNN(nn.Module):
     each conv an exact (orthogonal) map of the centre pixel at init.
     """
 
+    MIN_DEPTH = 2
+
     def __init__(self, cfg, input_shape: list[int], num_classes: int) -> None:
         super().__init__()
         hidden_bias = cfg.bias and cfg.norm is Norm.none
@@ -20,7 +22,7 @@ class CNN(nn.Module):
         channels = input_shape[0]
         for _ in range(cfg.depth - 1):
             layers.append(conv(channels, cfg.channels, cfg.kernel, 1, hidden_bias, cfg.lazy))
-            layers += [*norm(cfg.norm, cfg.channels, conv=True), activation(cfg.activation.value, cfg.negative_slope)]
+            layers += [*norm(cfg.norm, cfg.channels, conv=True), activation_module(cfg.activation.value, cfg.negative_slope)]
             channels = cfg.channels
         self.layers = nn.Sequential(*layers)
         self.head = linear(channels, num_classes, cfg.bias, cfg.lazy)

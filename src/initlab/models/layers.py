@@ -1,18 +1,14 @@
-"""Building blocks shared by the model builders: activations, norms, (lazy) weight layers."""
+"""Building blocks shared by the model builders: norms, (lazy) weight layers."""
+
+from enum import Enum
 
 from torch import nn
 
-from initlab.config import Norm
 
-
-def activation(name: str, negative_slope: float) -> nn.Module:
-    if name == "leaky_relu":
-        return nn.LeakyReLU(negative_slope)
-    modules = {
-        "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU, "gelu": nn.GELU,
-        "silu": nn.SiLU, "elu": nn.ELU, "softplus": nn.Softplus, "linear": nn.Identity,
-    }
-    return modules[name]()
+class Norm(str, Enum):
+    none = "none"
+    batch = "batch"
+    layer = "layer"
 
 
 def norm(kind: Norm, features: int, conv: bool) -> list[nn.Module]:

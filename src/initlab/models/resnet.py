@@ -3,8 +3,8 @@
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from initlab.config import Norm
-from initlab.models.layers import activation, conv, linear, norm
+from initlab.activations import activation_module
+from initlab.models.layers import Norm, conv, linear, norm
 
 
 class BasicBlock(nn.Module):
@@ -13,7 +13,7 @@ class BasicBlock(nn.Module):
     def __init__(self, cfg, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__()
         bias = cfg.bias and cfg.norm is Norm.none
-        act = lambda: activation(cfg.activation.value, cfg.negative_slope)  # noqa: E731
+        act = lambda: activation_module(cfg.activation.value, cfg.negative_slope)  # noqa: E731
         self.branch = nn.Sequential(
             conv(in_ch, out_ch, 3, stride, bias, cfg.lazy), *norm(cfg.norm, out_ch, conv=True), act(),
             conv(out_ch, out_ch, 3, 1, bias, cfg.lazy), *norm(cfg.norm, out_ch, conv=True),
@@ -33,13 +33,22 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
+    """6n + 2 weight layers: a stem conv, 3 stages of n blocks (2 convs each), a Linear head."""
+
+    MIN_DEPTH = 8
+    DEPTHS = "6n + 2: 8, 14, 20, 32, 44, 56, 110"  # the only place ResNet depths are listed
+
+    @staticmethod
+    def depth_ok(depth: int) -> bool:
+        return depth >= ResNet.MIN_DEPTH and (depth - 2) % 6 == 0
+
     def __init__(self, cfg, input_shape: list[int], num_classes: int) -> None:
         super().__init__()
         blocks_per_stage = (cfg.depth - 2) // 6
         bias = cfg.bias and cfg.norm is Norm.none
         self.stem = nn.Sequential(
             conv(input_shape[0], cfg.width, 3, 1, bias, cfg.lazy), *norm(cfg.norm, cfg.width, conv=True),
-            activation(cfg.activation.value, cfg.negative_slope),
+            activation_module(cfg.activation.value, cfg.negative_slope),
         )
         stages, channels = [], cfg.width
         for stage in range(3):

@@ -1,0 +1,44 @@
+"""The activations initlab offers: the one table that models, gains, theory and configs read.
+
+Each entry knows how to build its module, which name `torch.nn.init.calculate_gain` knows
+it by (None where torch recommends no gain), and whether it is a rectifier (zero for
+negative inputs, so units can die). This module sits at the bottom of the import graph.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    name: str
+    build: Callable[[float], nn.Module]  # negative_slope -> module (only leaky_relu uses the slope)
+    torch_gain: str | None  # calculate_gain's name for it; None: torch has no recommended gain
+    rectifier: bool = False  # phi(x) = 0 (or ~0) for x < 0: dead units are possible
+
+
+ACTIVATIONS: dict[str, ActivationSpec] = {
+    spec.name: spec
+    for spec in (
+        ActivationSpec("relu", lambda s: nn.ReLU(), "relu", rectifier=True),
+        ActivationSpec("leaky_relu", lambda s: nn.LeakyReLU(s), "leaky_relu", rectifier=True),
+        ActivationSpec("tanh", lambda s: nn.Tanh(), "tanh"),
+        ActivationSpec("sigmoid", lambda s: nn.Sigmoid(), "sigmoid"),
+        ActivationSpec("selu", lambda s: nn.SELU(), "selu"),
+        ActivationSpec("gelu", lambda s: nn.GELU(), None),
+        ActivationSpec("silu", lambda s: nn.SiLU(), None),
+        ActivationSpec("elu", lambda s: nn.ELU(), None),
+        ActivationSpec("softplus", lambda s: nn.Softplus(), None),
+        ActivationSpec("linear", lambda s: nn.Identity(), "linear"),
+    )
+}
+
+# Module types of the rectifiers, for hooks that look for them in a built model.
+RECTIFIER_MODULES = (nn.ReLU, nn.LeakyReLU)
+
+
+def activation_module(name: str, negative_slope: float = 0.01) -> nn.Module:
+    """The nn.Module for activation `name` (leaky_relu with `negative_slope`)."""
+    return ACTIVATIONS[name].build(negative_slope)
