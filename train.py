@@ -1,13 +1,15 @@
 """Train one model: `python train.py init=kaiming mode=fan_out` (see README.md)."""
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from initlab.cli import check_train_command
 from initlab.config import register_configs
-from initlab.data.sources import DatasetNotFound
+from initlab.data.sources import DataError
 from initlab.errors import ConfigError
 from initlab.run import run
 
@@ -16,14 +18,17 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg) -> None:
+    hc = HydraConfig.get()
+    multirun = hc.mode is RunMode.MULTIRUN
     try:
-        run(cfg)
-    except (ConfigError, DatasetNotFound) as err:
+        run(cfg, Path(hc.runtime.output_dir), group=Path(hc.sweep.dir).name if multirun else None)
+    except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)  # a user mistake: one line, no traceback
-        if HydraConfig.get().mode is RunMode.MULTIRUN:
+        if multirun:
             raise  # fail this job only: Hydra goes on with the others and reports it at the end
         sys.exit(2)
 
 
 if __name__ == "__main__":
+    check_train_command(sys.argv[1:])  # every job composed and validated: a mistake is one line, nothing runs
     main()

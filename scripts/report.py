@@ -5,28 +5,30 @@
 Reads only the run records on disk, so it works offline and with wandb disabled.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
+from initlab.cli import ArgumentParser, print_error, sweep_folder
+from initlab.errors import ConfigError
 from initlab.report.load import load_sweep
 from initlab.report.markdown import write_report
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path)
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="a sweep folder, e.g. results/sweeps/he2015")
     parser.add_argument("--out", type=Path, help="where report.md and the figures go (default: the sweep folder)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
-        sweep = load_sweep(args.sweep_dir)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    path = write_report(sweep, args.out or args.sweep_dir)
+        if args.out is not None and args.out.exists() and not args.out.is_dir():
+            raise ConfigError("--out", str(args.out), "is a file; must be a folder (created if missing)")
+        sweep = load_sweep(sweep_folder(args.sweep_dir))
+    except (ConfigError, FileNotFoundError) as err:  # FileNotFoundError: a folder without job folders
+        return print_error(str(err))
+    path = write_report(sweep, args.out or Path(args.sweep_dir))
     print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import init_cfg, layer_for
+from conftest import layer_for
 from initlab.init.apply import initialize
 from initlab.init.fan import FanMode, fans
 from initlab.init.gain import Gain, resolve_gain
@@ -17,7 +17,7 @@ GAIN_NAMES = ["relu", "tanh", "linear", "sigmoid", "selu", "leaky_relu"]
 
 def ours(shape, scheme, seed=7, mode=None, gain=None, **params):
     model = layer_for(shape)
-    initialize(model, init_cfg(scheme, **params), mode, gain, torch.Generator().manual_seed(seed))
+    initialize(model, scheme, mode=mode, gain=gain, generator=torch.Generator().manual_seed(seed), **params)
     return model[0].weight.detach()
 
 
@@ -96,7 +96,7 @@ def test_eye_and_sparse_match_torch_on_linear_weights():
     # layer is built (its own default init consumes that RNG).
     model = layer_for(shape)
     torch.manual_seed(3)
-    initialize(model, init_cfg("sparse", sparsity=0.3, std=0.05), None, None, torch.Generator().manual_seed(7))
+    initialize(model, "sparse", sparsity=0.3, std=0.05, generator=torch.Generator().manual_seed(7))
     got = model[0].weight.detach()
     torch.manual_seed(3)
     expected = theirs(shape, lambda w, g: nn.init.sparse_(w, 0.3, 0.05, generator=g))
@@ -109,9 +109,18 @@ def test_dirac_matches_torch(shape, groups):
     assert torch.equal(ours(shape, "dirac", groups=groups), theirs(shape, lambda w, g: nn.init.dirac_(w, groups)))
 
 
-def test_default_leaves_torch_layer_init_untouched():
-    torch.manual_seed(0)
-    model = layer_for((32, 16))
-    before = model[0].weight.detach().clone()
-    initialize(model, init_cfg("default"), None, None, torch.Generator().manual_seed(0))
-    assert torch.equal(model[0].weight, before)
+def user_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.Flatten(),
+                         nn.Linear(8 * 6 * 6, 10), nn.LayerNorm(10))
+
+
+def test_default_leaves_every_parameter_as_torch_drew_it_unless_zero_biases_are_asked():
+    model, fresh = user_model(0), user_model(0)
+    records = initialize(model, "default")
+    assert {r.scheme for r in records if r.param == "bias" and r.fan_in} == {"bias:default"}
+    for (name, got), expected in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(got, expected), name
+    initialize(model, "default", bias="zeros")
+    assert (model[0].bias == 0).all() and (model[4].bias == 0).all()
+    assert torch.equal(model[0].weight, fresh[0].weight) and torch.equal(model[4].weight, fresh[4].weight)

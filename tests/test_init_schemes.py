@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import init_cfg, layer_for
+from conftest import layer_for
 from initlab.config import MLPConfig, ResNetConfig
 from initlab.errors import ConfigError
 from initlab.init.apply import initialize
@@ -22,7 +22,7 @@ BIG = [(512, 384), (128, 64, 3, 3)]
 
 def run(shape, scheme, mode=None, gain=None, **params):
     model = layer_for(shape)
-    records = initialize(model, init_cfg(scheme, **params), mode, gain, torch.Generator().manual_seed(0))
+    records = initialize(model, scheme, mode=mode, gain=gain, generator=torch.Generator().manual_seed(0), **params)
     return model[0].weight.detach(), records[0]
 
 
@@ -146,18 +146,17 @@ def mlp(depth=6, width=64, **kw):
 
 def test_biases_and_norm_layers_follow_the_config():
     model = mlp(norm="batch")
-    initialize(model, init_cfg("kaiming", bias="constant", bias_val=0.3, norm_weight=0.5), None, None,
-               torch.Generator().manual_seed(0))
+    initialize(model, "kaiming", bias="constant", bias_val=0.3, norm_weight=0.5)
     assert all((m.weight == 0.5).all() and (m.bias == 0).all() for m in model.modules() if isinstance(m, nn.BatchNorm1d))
     assert (model.layers[-1].bias == 0.3).all()
     model = mlp()
-    initialize(model, init_cfg("kaiming"), None, None, torch.Generator().manual_seed(0))
+    initialize(model, "kaiming")
     assert all((m.bias == 0).all() for m in model.modules() if isinstance(m, nn.Linear))
 
 
 def test_lsuv_brings_every_layer_to_unit_output_variance():
     model = mlp(depth=8, activation="tanh")
-    records = initialize(model, init_cfg("lsuv", tol=0.02, max_iter=20), None, None, torch.Generator().manual_seed(0))
+    records = initialize(model, "lsuv", tol=0.02, max_iter=20)
     batch = torch.randn(256, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     lsuv_rescale(model, batch, records, tol=0.02, max_iter=20)
     weights = [r for r in records if r.param == "weight"]
@@ -180,7 +179,7 @@ def test_lsuv_brings_every_layer_to_unit_output_variance():
 def test_zero_residual_makes_every_block_start_as_identity():
     cfg = OmegaConf.structured(ResNetConfig(depth=8, width=4, norm="none"))
     model = build_model(cfg, [3, 8, 8], 10)
-    initialize(model, init_cfg("kaiming", zero_residual=True), None, None, torch.Generator().manual_seed(0))
+    initialize(model, "kaiming", zero_residual=True)
     x = torch.randn(2, 4, 8, 8)
     block = model.stages[0][0]
     assert torch.equal(block(x), block.act(x))
@@ -188,6 +187,6 @@ def test_zero_residual_makes_every_block_start_as_identity():
 
 def test_lazy_model_is_initialised_after_materialisation():
     model = mlp(lazy=True, depth=3, width=32)
-    records = initialize(model, init_cfg("xavier"), None, None, torch.Generator().manual_seed(0))
+    records = initialize(model, "xavier")
     assert records[0].shape == [32, 64] and records[0].fan_in == 64
     assert isinstance(model.layers[0], nn.Linear)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import summary, train
+from cli import summary
+from conftest import run_in_process
 from initlab.data.sources import SYSTEM_ROOT
 
 pytestmark = [
@@ -15,7 +16,7 @@ pytestmark = [
 
 
 def test_short_fashion_mnist_run_reaches_high_test_accuracy(tmp_path: Path):
-    train(tmp_path, "dataset=fashion_mnist", f"data.root={tmp_path / 'data'}", "train.steps=300", "train.eval_every=100")
+    run_in_process(tmp_path, "dataset=fashion_mnist", f"data.root={tmp_path / 'data'}", "train.steps=300", "train.eval_every=100")
     s = summary(tmp_path)
     assert s["status"] == "completed"
     assert s["test/acc"] > 0.75  # chance is 0.10

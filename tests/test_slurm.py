@@ -1,4 +1,7 @@
-"""Sweeps on a real single-node SLURM (scripts/local_slurm.sh up; .ci/run starts it)."""
+"""Sweeps on a real single-node SLURM (scripts/local_slurm.sh up; .ci/run starts it).
+
+One torch thread per job (OMP_NUM_THREADS=1): jobs share the node's cores.
+"""
 
 import os
 import shutil
@@ -18,7 +21,7 @@ def _slurm_up() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not _slurm_up(), reason="no SLURM: run scripts/local_slurm.sh up")
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
 
 
 def sweep_command(sweep_dir: Path, *args: str) -> list[str]:
@@ -32,25 +35,28 @@ def sacct(job_id: str, *extra: str) -> list[str]:
     return out.splitlines()
 
 
-def slurm_job_id(job_dir: Path) -> str:
-    """submitit keeps each job's files in .submitit/<array id>_<task>/, or <job id>/ for a lone job."""
-    folders = [p.name for p in (job_dir.parent / ".submitit").iterdir() if p.is_dir()]
-    task = job_dir.name.split("_")[0]
-    return folders[0] if len(folders) == 1 else next(f for f in folders if f.endswith(f"_{task}"))
+def lone_job(sweep_dir: Path) -> str:
+    """The SLURM job id of a one-job sweep: submitit's .submitit/<job id>/ folder (no array)."""
+    [job] = [p.name for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]
+    return job
 
 
+@pytest.mark.slow  # each test here takes minutes of real SLURM
 def test_a_grid_of_four_jobs_on_slurm_is_accounted_and_recorded(tmp_path):
     proc = subprocess.run(sweep_command(tmp_path), cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = job_table(tmp_path)
     assert list(table["status"]) == ["completed"] * 4
+    tasks = {summary(job_dir)["slurm_job_id"] for job_dir in map(Path, table["dir"])}
+    assert tasks == {p.name for p in (tmp_path / ".submitit").iterdir() if p.is_dir() and "_" in p.name}
+    assert len(tasks) == 4
     for job_dir in map(Path, table["dir"]):
-        [line] = sacct(slurm_job_id(job_dir))
+        [line] = sacct(summary(job_dir)["slurm_job_id"])
         assert line.split("|")[1:] == ["COMPLETED", "0:0"]
         assert summary(job_dir)["steps"] == 40 and len(metrics(job_dir)) > 0
-        assert summary(job_dir)["slurm_job_id"] == slurm_job_id(job_dir)
 
 
+@pytest.mark.slow
 def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     # Long enough to be running when SIGKILL follows SIGTERM (KillWait=3 in local_slurm.sh).
     args = ["train.steps=20000", "train.ckpt_every=200", "train.log_every=500", "init=kaiming", "seed=0"]
@@ -60,14 +66,41 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     proc = subprocess.Popen(sweep_command(run, *args), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + 300
-    while time.time() < deadline and not list(run.glob("0_*/last.pt")):
+    while time.time() < deadline and not list(run.glob("*init=kaiming*/last.pt")):
         time.sleep(0.02)
-    [job_dir] = list(run.glob("0_*"))
-    job_id = slurm_job_id(job_dir)
+    [job_dir] = list(run.glob("*init=kaiming*"))
+    job_id = lone_job(run)
     subprocess.run(["scontrol", "requeue", job_id], check=True)  # what preemption does
     assert proc.wait(timeout=600) == 0
     assert "REQUEUED" in " ".join(sacct(job_id, "-D"))  # SLURM's own record of the requeue
     assert "resuming from" in (job_dir / "train.log").read_text()
-    [clean_dir] = list(clean.glob("0_*"))
+    [clean_dir] = list(clean.glob("*init=kaiming*"))
     assert summary(job_dir)["status"] == "completed"
     assert metrics(job_dir) == metrics(clean_dir)
+
+
+@pytest.mark.slow
+def test_a_job_at_its_time_limit_saves_and_submitit_requeues_it_to_resume(tmp_path):
+    """SLURM warns with SIGUSR2 (signal_delay_s before timeout_min, up to 30 s earlier); the run
+    saves last.pt at the next step and records `interrupted`, then submitit's own handler
+    (chained, not replaced) requeues the job, which resumes there. No periodic checkpoint:
+    only the signal saves one."""
+    # SLURM checks limits every 30 s and warns up to 30 s early: with 2 min and a 60 s delay an
+    # attempt trains ~30-60 s before the warning, so this run (~60 s at 1 ms a step) needs two or more.
+    total, log_every = 60_000, 2000
+    args = ["init=kaiming", "seed=0", f"train.steps={total}", f"train.log_every={log_every}",
+            f"train.eval_every={total}", "train.ckpt_every=1000000", "hydra.launcher.timeout_min=2",
+            "hydra.launcher.signal_delay_s=60", "hydra.launcher.max_num_timeout=10"]
+    proc = subprocess.run(sweep_command(tmp_path, *args), cwd=REPO, capture_output=True, text=True, env=ENV,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [job_dir] = list(tmp_path.glob("*init=kaiming*"))
+    job_id = lone_job(tmp_path)
+    assert "REQUEUED" in " ".join(sacct(job_id, "-D"))
+    log = (job_dir / "train.log").read_text()
+    assert "SIGUSR2 received" in log and "resuming from" in log
+    submitit_log = "".join(p.read_text() for p in (tmp_path / ".submitit" / job_id).glob("*_log.*"))
+    assert "this job is timed-out" in submitit_log and "Requeued job" in submitit_log
+    s = summary(job_dir)
+    assert s["status"] == "completed" and s["steps"] == total
+    assert [r["step"] for r in metrics(job_dir)] == list(range(0, total + 1, log_every))  # none lost, none twice

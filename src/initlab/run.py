@@ -5,73 +5,126 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import OmegaConf
 from torch import nn
 
 from initlab.data import Data, load_data
 from initlab.errors import ConfigError
-from initlab.init.apply import initialize, records_as_dicts
+from initlab.init.apply import InitRecord, initialize, records_as_dicts
 from initlab.init.lsuv import lsuv_rescale
 from initlab.init.schemes import SCHEMES
 from initlab.init.table import format_table
 from initlab.models import build_model
-from initlab.track.records import FINAL_METRICS, RunRecords, provenance
+from initlab.theory import run_theory
+from initlab.track.identity import OPERATIONAL
+from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, provenance, read_config
 from initlab.track.wandb_mirror import NoMirror, WandbMirror
 from initlab.train.loop import Outcome, train
+from initlab.train.preemption import StopRequest
 from initlab.validate import Settings, validate
 
 log = logging.getLogger("initlab")
 
 
-def run(cfg) -> Outcome:
-    """Run the experiment `cfg` in Hydra's run directory; summary.json is written on every exit."""
-    settings = validate(cfg)
-    hc = HydraConfig.get()
-    records = RunRecords(Path(hc.runtime.output_dir))
-    if cfg.train.resume:
-        finished = _finished_before(records, cfg)
-        if finished:
-            return finished
-    records.write_config(cfg)
-    started, mirror = time.time(), NoMirror()
-    summary = {"status": "failed", "steps": 0, **provenance(str(settings.device))}
-    try:
-        torch.use_deterministic_algorithms(cfg.train.deterministic)
-        model, data = _initialised_model(cfg, settings, records)
-        if data is None:
-            outcome = Outcome("completed", 0)
-            log.info("train.steps=0: initialised only; records in %s", records.dir)
-        else:
-            if cfg.logger.backend.value == "wandb":
-                mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), *_wandb_names(hc))
-            outcome = train(cfg, model, data, records, mirror)
-    except BaseException as err:
-        _close(records, mirror, summary | {"error": f"{type(err).__name__}: {err}", "wall_s": time.time() - started})
-        raise
-    final = _final_metrics(outcome.metrics)
-    _close(records, mirror, summary | {"status": outcome.status, "steps": outcome.steps,
-                                       "wall_s": time.time() - started, "reason": outcome.reason, **final})
-    measured = ", ".join(f"{k}={v:.4g}" for k, v in final.items() if v is not None)
-    log.info("%s after %d steps%s", outcome.status, outcome.steps, f": {measured}" if measured else "")
+def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
+    """Run the experiment `cfg`, writing its records into `run_dir`; `group` names the wandb group
+    (a multirun's sweep folder). Hydra's global state is never read, so a config composed
+    in-process (hydra.compose) runs as well as one from train.py.
+
+    The run holds `run_dir` locked: a second run aiming at it stops at once and touches nothing.
+    From then on every exit leaves summary.json: `failed` with the error and the steps reached,
+    or `interrupted` when SIGTERM/SIGUSR2 stopped it at a step boundary (last.pt saved there;
+    the signal is then passed on, see train/preemption.py).
+    """
+    records = RunRecords(run_dir)
+    with records.locked(), StopRequest() as stop:
+        outcome, mirror, device, started = Outcome("running", 0), NoMirror(), None, time.time()
+        try:
+            if cfg.train.resume and (finished := _finished_before(records, cfg)):
+                return finished
+            records.write_config(cfg)
+            settings = validate(cfg)
+            device = str(settings.device)
+            torch.use_deterministic_algorithms(cfg.train.deterministic)
+            model, data = _initialised_model(cfg, settings, records)
+            if data is None:
+                outcome.status = "completed"
+                log.info("train.steps=0: initialised only; records in %s", records.dir)
+            else:
+                if cfg.logger.backend.value == "wandb":
+                    mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), records.dir.name, group,
+                                         resume=cfg.train.resume)
+                train(cfg, model, data, records, mirror, outcome, stop)
+        except BaseException as err:
+            _record_failure(records, mirror, failure_summary(records, outcome, err, started, device))
+            raise
+        _close(records, mirror, _summary(outcome, started, device))
+    log_outcome(outcome)
+    if outcome.status == "interrupted":
+        stop.forward()
     return outcome
 
 
 def _initialised_model(cfg, settings: Settings, records: RunRecords) -> tuple[nn.Module, Data | None]:
     """Build and initialise the model (before any data: init errors cost nothing), then load
     the data when the run trains or the scheme needs a batch (LSUV); write init.json."""
-    torch.manual_seed(cfg.seed)  # torch's own layer init (kept by init=default) draws from it
-    model = build_model(cfg.model, settings.input_shape, settings.num_classes)
-    init_records = initialize(model, cfg.init, settings.mode, settings.gain, torch.Generator().manual_seed(cfg.seed))
-    model.to(settings.device)
+    model, init_records = build_initialised(cfg, settings)
     data_driven = SCHEMES[cfg.init.scheme].data_driven
     data = load_data(cfg.data, settings.device) if cfg.train.steps or cfg.train.epochs or data_driven else None
     if data_driven:
         lsuv_rescale(model, data.x_train[: cfg.data.batch_size], init_records, cfg.init.tol, cfg.init.max_iter)
-    records.write_init(records_as_dicts(init_records))
-    log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records))
+    write_init(cfg, records, init_records)
     return model, data
+
+
+def build_initialised(cfg, settings: Settings) -> tuple[nn.Module, list[InitRecord]]:
+    """The run's model on its device, initialised by its scheme from its seed (a packed run's too)."""
+    torch.manual_seed(cfg.seed)  # torch's own layer init (kept by init=default) draws from it
+    model = build_model(cfg.model, settings.input_shape, settings.num_classes)
+    params = {key: value for key, value in cfg.init.items() if key != "scheme"}
+    init_records = initialize(model, cfg.init.scheme, mode=settings.mode, gain=settings.gain,
+                              generator=torch.Generator().manual_seed(cfg.seed), **params)
+    return model.to(settings.device), init_records
+
+
+def write_init(cfg, records: RunRecords, init_records: list[InitRecord]) -> None:
+    """init.json and theory.json, and the init table in the log."""
+    init = records_as_dicts(init_records)
+    records.write_init(init)
+    theory = records.write_theory(run_theory(cfg.model.name, cfg.model.activation.value,
+                                             cfg.model.negative_slope, init))
+    log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records, theory))
+
+
+def log_outcome(outcome: Outcome, run_name: str = "") -> None:
+    measured = ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None)
+    log.info("%s%s after %d steps%s", run_name and f"{run_name}: ", outcome.status, outcome.steps,
+             f": {measured}" if measured else "")
+
+
+class NotThisRun(ConfigError):
+    """The run directory holds a different run's records: refused, not mixed into."""
+
+
+def one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+def _summary(outcome: Outcome, started: float, device: str | None) -> dict:
+    return {"status": outcome.status, "steps": outcome.steps, "wall_s": time.time() - started,
+            "reason": outcome.reason, **_final_metrics(outcome.metrics), **provenance(device)}
+
+
+def failure_summary(records: RunRecords, outcome: Outcome, err: BaseException, started: float,
+                    device: str | None) -> dict:
+    """The summary of a run that raised `err`: `interrupted` for Ctrl-C, else `failed`, with the
+    one-line error and the steps reached. Refused for holding a different run, the directory
+    keeps that run's own summary under `previous`: nothing it recorded is lost."""
+    outcome.status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+    failure = {"error": one_line(err)}
+    if isinstance(err, NotThisRun):
+        failure["previous"] = records.read_summary()
+    return _summary(outcome, started, device) | failure
 
 
 def _close(records: RunRecords, mirror, summary: dict) -> None:
@@ -79,8 +132,13 @@ def _close(records: RunRecords, mirror, summary: dict) -> None:
     mirror.finish(summary)
 
 
-# Keys that may change between an interrupted run and its resumption.
-_RESUME_FREE = ("train.resume", "train.progress", "device", "data.root", "logger")
+def _record_failure(records: RunRecords, mirror, summary: dict) -> None:
+    """Write the failure's summary; if even that fails (a full disk), say so and let the
+    original error be the one raised."""
+    try:
+        _close(records, mirror, summary)
+    except Exception as err:
+        log.error("could not write %s/summary.json (%s)", records.dir, one_line(err))
 
 
 def _finished_before(records: RunRecords, cfg) -> Outcome | None:
@@ -90,13 +148,16 @@ def _finished_before(records: RunRecords, cfg) -> Outcome | None:
     old_path = records.dir / "config.yaml"
     if not old_path.exists():
         return None
-    old, new = OmegaConf.load(old_path), OmegaConf.create(_plain(cfg))
-    for key in _RESUME_FREE:
+    try:
+        old, new = OmegaConf.create(read_config(records.dir)), OmegaConf.create(_plain(cfg))
+    except DamagedRecord as err:
+        raise ConfigError("train.resume", True, f"{err}; start afresh with train.resume=false") from None
+    for key in OPERATIONAL:  # how it was launched may change between a run and its resumption
         for c in (old, new):
             OmegaConf.update(c, key, None, force_add=True)
     if old != new:
-        raise ConfigError("train.resume", True, f"{records.dir} holds a run with a different config; "
-                          "resume with the same overrides or use a new hydra.run.dir")
+        raise NotThisRun("train.resume", True, f"{records.dir} holds a run with a different config; "
+                         "resume with the same overrides or use a new hydra.run.dir")
     summary = records.read_summary()
     if summary and summary["status"] in ("completed", "diverged"):
         log.info("already %s at step %s in %s; nothing to resume", summary["status"], summary["steps"], records.dir)
@@ -110,10 +171,3 @@ def _final_metrics(metrics: dict) -> dict:
 
 def _plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-
-
-def _wandb_names(hc) -> tuple[str, str | None]:
-    """(run name, group): in a multirun, the job's folder and the sweep's folder."""
-    if hc.mode is RunMode.MULTIRUN:
-        return Path(hc.runtime.output_dir).name, Path(hc.sweep.dir).name
-    return Path(hc.runtime.output_dir).name, None

@@ -1,19 +1,35 @@
-"""Checks that a type cannot express, run before any model, data or step.
+"""Every check a type cannot express, in one place, run before any model, data or step.
 
-Hydra's structured configs already rejected wrong types and enum values; what is left are
-relations between values. Every failure is a ConfigError: one line, key, value, choices.
+Hydra's structured configs reject wrong types and enum values while composing; what is left
+are values a type admits but a run cannot use (a negative std, inf epochs, a momentum of 1,
+a seed torch cannot take), relations between values, and the preconditions each init scheme
+declares (initlab.init.schemes.Rule), checked against the model's weight shapes from a model
+built on the `meta` device (no memory, no numbers drawn). Every failure is a ConfigError:
+one line naming the key, the value and what is valid.
 """
 
+import dataclasses
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from torch import nn
 
-from initlab.data import shape_of
-from initlab.errors import ConfigError
-from initlab.init.apply import check_scheme_args
+from initlab.config import MODEL_SCHEMAS
+from initlab.data import DatasetSpec, spec_of
+from initlab.errors import ConfigError, UnknownKey, choices
+from initlab.init.apply import WEIGHT_LAYERS, check_fit, check_scheme_args
 from initlab.init.fan import FanMode
 from initlab.init.gain import Gain, resolve_gain
-from initlab.models import BUILDERS, ResNet
+from initlab.init.schemes import SCHEMES
+from initlab.models import BUILDERS, ResNet, build_model
+
+SEED_RANGE = (-0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF)  # what torch.manual_seed accepts
+INFINITE_OK = {"train.diverge_loss"}  # inf: only a non-finite loss counts as diverged
 
 
 @dataclass(frozen=True)
@@ -28,30 +44,114 @@ class Settings:
 
 
 def validate(cfg) -> Settings:
+    """Check `cfg` (a composed `train` config, with or without its `hydra` node) for everything
+    a run would trip over later."""
+    _check_schema(cfg)
+    _check_finite(cfg)
     gain = resolve_gain(cfg.gain, cfg.model.activation.value, cfg.model.negative_slope)
     check_scheme_args(cfg.init.scheme, cfg.mode, cfg.gain)
     _check_model(cfg.model)
-    _check_positive(cfg, ["data.batch_size", "data.eval_batch_size", "train.log_every", "train.eval_every",
-                          "train.ckpt_every", "train.diverge_loss", "optim.lr"])
-    _check_positive(cfg, ["data.subset", "train.epochs"], optional=True)
-    _require(cfg.train.steps >= 0, "train.steps", cfg.train.steps, "must be >= 0 (0: initialise only)")
-    input_shape, num_classes = shape_of(cfg.data)
-    return Settings(resolve_device(cfg.device), cfg.mode, gain, input_shape, num_classes)
+    spec = _check_data(cfg.data)
+    _check_optim(cfg.optim)
+    _check_train(cfg.train)
+    _require(SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1], "seed", cfg.seed,
+             "must be in [-2**63, 2**64 - 1] (torch.manual_seed)")
+    if cfg.logger.backend.value == "wandb":
+        _check_wandb_names(cfg.logger)
+    elsewhere = _runs_elsewhere(cfg)
+    device = resolve_device(cfg.device, True if elsewhere else None)
+    model = _check_fit(cfg, spec)
+    if not elsewhere:
+        _check_memory(cfg, model, device)
+    return Settings(device, cfg.mode, gain, spec.input_shape, spec.num_classes)
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` is CUDA when present, else CPU; an unavailable device is a config error."""
+def resolve_device(name: str, cuda_available: bool | None = None) -> torch.device:
+    """`auto` is CUDA when present, else CPU; an unavailable device is a config error.
+    `cuda_available`: on the machine that runs it (None: this one)."""
+    here = cuda_available is None
+    cuda_available = torch.cuda.is_available() if here else cuda_available
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if cuda_available else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError("device", name, "valid choices: auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", name, "CUDA is not available on this machine; valid choices: auto, cpu")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError("device", name, "valid choices: auto, cpu, cuda, cuda:N")
+    if device.type == "cuda" and not cuda_available:
+        raise ConfigError("device", name, "CUDA is not available on this machine; valid choices: auto, cpu")
+    if here and device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        gpus = ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count()))
+        raise ConfigError("device", name, f"this machine has {torch.cuda.device_count()} GPU(s): {gpus}")
     return device
+
+
+def _runs_elsewhere(cfg) -> bool:
+    """A job planned (with its `hydra` node) for SLURM runs on a node, not on this machine (a
+    login node may have no GPU): its device and memory are the node's, not checked here."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher._target_", default=None) or ""
+    return launcher.endswith("SlurmLauncher")
+
+
+def _check_schema(cfg) -> None:
+    """Every interpolation resolves, `init`/`model` hold the schema their name says, and no
+    section holds a key its schema lacks (`+model.widht=3` composes, but nothing reads it)."""
+    _check_group(cfg, "init", "scheme", {name: s.params for name, s in SCHEMES.items()})
+    _check_group(cfg, "model", "name", MODEL_SCHEMAS)
+    for key in (k for k in cfg if k != "hydra"):
+        try:
+            value = cfg[key]  # resolves a value; a section is resolved below
+            if OmegaConf.is_config(value):
+                OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException as err:
+            raw = OmegaConf.to_container(cfg, resolve=False)
+            for part in err.full_key.split("."):
+                raw = raw.get(part) if isinstance(raw, dict) else None
+            raise ConfigError(err.full_key or key, raw, str(err.msg).splitlines()[0]) from None
+    _check_keys(cfg, "")
+
+
+def _check_group(cfg, group: str, name_key: str, schemas: dict[str, type]) -> None:
+    node = OmegaConf.select(cfg, group, default=None)  # `~init` deletes it
+    name = node.get(name_key) if isinstance(node, DictConfig) else node
+    if name not in schemas:
+        raise ConfigError(group, name, choices(schemas, name))
+    if OmegaConf.get_type(node) is not schemas[name]:
+        raise ConfigError(f"{group}.{name_key}", name,
+                          f"choose the {group} with {group}={name}, not {group}.{name_key}")
+
+
+def _check_keys(node: DictConfig, prefix: str) -> None:
+    schema = OmegaConf.get_type(node)
+    fields = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+    for key in node:
+        if key == "hydra" and not prefix:
+            continue
+        if fields is not None and key not in fields:
+            raise UnknownKey(f"{prefix}{key}", node[key], choices(fields, key, noun="keys", section=prefix.rstrip(".")))
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _check_keys(child, f"{prefix}{key}.")
+
+
+def _check_finite(cfg) -> None:
+    """inf and nan pass a float's type check, but no key here can run with them."""
+    for key, value in _leaves(cfg, ""):
+        if isinstance(value, float) and not math.isfinite(value):
+            _require(key in INFINITE_OK and value == math.inf, key, value, "must be a finite number")
+
+
+def _leaves(node, prefix: str):
+    items = enumerate(node) if isinstance(node, ListConfig) else node.items()
+    for key, value in items:
+        full = f"{prefix}[{key}]" if isinstance(node, ListConfig) else f"{prefix}{'.' if prefix else ''}{key}"
+        if full == "hydra":
+            continue
+        if isinstance(value, (DictConfig, ListConfig)):
+            yield from _leaves(value, full)
+        else:
+            yield full, value
 
 
 def _check_model(model) -> None:
@@ -66,12 +166,94 @@ def _check_model(model) -> None:
         _require(model.kernel > 0 and model.kernel % 2 == 1, "model.kernel", model.kernel, "must be odd and > 0")
 
 
-def _check_positive(cfg, keys: list[str], optional: bool = False) -> None:
+def _check_data(data) -> DatasetSpec:
+    _check_positive(data, "data", ["batch_size", "eval_batch_size"])
+    spec = spec_of(data)
+    if data.name.value == "synthetic":
+        shape = list(data.input_shape)
+        _require(len(shape) >= 1 and min(shape) >= 1, "data.input_shape", shape,
+                 "must be a non-empty list of sizes >= 1")
+        _require(data.num_classes >= 2, "data.num_classes", data.num_classes, "must be >= 2")
+        _check_positive(data, "data", ["train_size", "test_size"])
+    else:
+        root = Path(data.root).expanduser()
+        _require(not root.exists() or root.is_dir(), "data.root", data.root,
+                 "is a file; must be a folder (or not exist yet)")
+    if data.subset is not None:
+        _require(1 <= data.subset <= spec.train_size, "data.subset", data.subset,
+                 f"must be in [1, {spec.train_size}]: {data.name.value}'s training split has {spec.train_size}"
+                 " examples")
+    return spec
+
+
+def _check_optim(optim) -> None:
+    _check_positive(optim, "optim", ["lr"])
+    _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "must be in [0, 1)")
+    _require(not optim.nesterov or optim.momentum > 0, "optim.nesterov", True, "needs optim.momentum > 0")
+    _require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "must be >= 0")
+    betas = list(optim.betas)
+    _require(len(betas) == 2 and all(0 <= b < 1 for b in betas), "optim.betas", betas, "must be two numbers in [0, 1)")
+    _require(optim.warmup_steps >= 0, "optim.warmup_steps", optim.warmup_steps, "must be >= 0")
+
+
+def _check_train(train) -> None:
+    _check_positive(train, "train", ["log_every", "eval_every", "ckpt_every", "diverge_loss"])
+    _require(train.steps >= 0, "train.steps", train.steps, "must be >= 0 (0: initialise only)")
+    _require(train.epochs is None or train.epochs > 0, "train.epochs", train.epochs,
+             "must be > 0 (or null: use train.steps)")
+
+
+def _check_wandb_names(logger) -> None:
+    """wandb's own rules for project, group, name and tags (it raises them only at wandb.init,
+    after the data is loaded)."""
+    import wandb  # here: a run with logger=none never pays for the import
+
+    keys = {"project": "project", "entity": "entity", "run_group": "group", "run_name": "name", "run_tags": "tags"}
+    values = {field: logger[key] if key != "tags" else tuple(logger.tags) for field, key in keys.items()}
+    try:
+        wandb.Settings(**{field: value for field, value in values.items() if value is not None})
+    except wandb.errors.UsageError as err:  # the project's validator raises it bare
+        raise ConfigError("logger.project", logger.project, str(err)) from None
+    except ValueError as err:  # pydantic's ValidationError, one entry per field
+        field, detail = err.errors()[0]["loc"][0], err.errors()[0]["msg"]
+        raise ConfigError(f"logger.{keys[field]}", values[field], detail.removeprefix("Value error, ")) from None
+
+
+def _check_fit(cfg, spec: DatasetSpec) -> nn.Module:
+    """The model takes the data's shape, and the scheme's preconditions hold for its weights."""
+    with torch.device("meta"):
+        model = build_model(OmegaConf.merge(cfg.model, {"lazy": False}), spec.input_shape, spec.num_classes)
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    _require(not has_conv or len(spec.input_shape) == 3, "data.input_shape", list(spec.input_shape),
+             f"model={cfg.model.name} has 2-D convolutions: needs [channels, height, width]")
+    shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+    check_fit(cfg.init.scheme, cfg.init, shapes)
+    if cfg.init.zero_residual:
+        branches = any(isinstance(getattr(m, "branch", None), nn.Module) for m in model.modules())
+        _require(branches, "init.zero_residual", True,
+                 f"model={cfg.model.name} has no residual branches (use model=resnet)")
+    _require(cfg.init.bias_std >= 0, "init.bias_std", cfg.init.bias_std, "must be >= 0")
+    return model
+
+
+def _check_memory(cfg, model: nn.Module, device: torch.device) -> None:
+    """The weights, and their gradients when it trains, fit in the device's memory: a model too
+    large for it would be killed mid-run, leaving no record."""
+    params = sum(p.numel() for p in model.parameters())
+    need = params * 4 * (2 if cfg.train.steps or cfg.train.epochs else 1)  # float32
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+    else:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    size_key = "channels" if cfg.model.name == "cnn" else "width"
+    _require(need <= have, "model", f"{cfg.model.name} depth={cfg.model.depth} {size_key}={cfg.model[size_key]}",
+             f"{params:.3g} parameters, {need / 2**30:.3g} GiB with gradients, more than the "
+             f"{have / 2**30:.3g} GiB of {device.type} memory here; choose a smaller model.{size_key} or model.depth")
+
+
+def _check_positive(section, name: str, keys: list[str]) -> None:
     for key in keys:
-        section, name = key.split(".")
-        value = cfg[section][name]
-        if not (optional and value is None):
-            _require(value is not None and value > 0, key, value, "must be > 0")
+        _require(section[key] > 0, f"{name}.{key}", section[key], "must be > 0")
 
 
 def _require(ok: bool, key: str, value, expected: str) -> None:

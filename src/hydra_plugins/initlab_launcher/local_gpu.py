@@ -61,7 +61,7 @@ class LocalGpuLauncher(Launcher):
                     slot = free.pop(0)
                     log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}" + (f" (GPU {slot})" if slot else ""))
                     future = pool.submit(_run_pinned, self.hydra_context, task,
-                                         self._job_config(idx, overrides), slot)
+                                         job_config(self.hydra_context, self.config, idx, overrides), slot)
                     running[future] = (idx, slot)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -71,13 +71,15 @@ class LocalGpuLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return [results[i] for i in sorted(results)]
 
-    def _job_config(self, idx: int, overrides: Sequence[str]) -> DictConfig:
-        """Composed here, in the parent, so a bad job fails before any worker starts."""
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(config):
-            config.hydra.job.id = idx
-            config.hydra.job.num = idx
-        return config
+
+def job_config(hydra_context: HydraContext, sweep_config: DictConfig, idx: int, overrides: Sequence[str]) -> DictConfig:
+    """Job `idx` composed as Hydra's basic launcher composes it (here, in the launching process,
+    so a bad job fails before any work starts)."""
+    config = hydra_context.config_loader.load_sweep_config(sweep_config, list(overrides))
+    with open_dict(config):
+        config.hydra.job.id = idx
+        config.hydra.job.num = idx
+    return config
 
 
 def _run_pinned(hydra_context: HydraContext, task: bytes, config: DictConfig, gpu: str | None) -> JobReturn:

@@ -1,6 +1,7 @@
 """Datasets as tensors on the training device; batches are index slices, never per-sample Python."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -8,20 +9,29 @@ from torch import Tensor
 
 from initlab.data.sources import open_split
 
-# The datasets initlab offers: name -> (input shape, classes), None for synthetic (its
-# config says). Known before any data is loaded, so models and init are built and
-# validated first.
-DATASETS: dict[str, tuple[list[int], int] | None] = {
-    "mnist": ([1, 28, 28], 10),
-    "fashion_mnist": ([1, 28, 28], 10),
-    "cifar10": ([3, 32, 32], 10),
-    "cifar100": ([3, 32, 32], 100),
+
+class DatasetSpec(NamedTuple):
+    input_shape: list[int]
+    num_classes: int
+    train_size: int  # examples in the training split
+    test_size: int
+
+
+# The datasets initlab offers, None for synthetic (its config says). Known before any data is
+# loaded, so models and init are built and every value validated first.
+DATASETS: dict[str, DatasetSpec | None] = {
+    "mnist": DatasetSpec([1, 28, 28], 10, 60_000, 10_000),
+    "fashion_mnist": DatasetSpec([1, 28, 28], 10, 60_000, 10_000),
+    "cifar10": DatasetSpec([3, 32, 32], 10, 50_000, 10_000),
+    "cifar100": DatasetSpec([3, 32, 32], 100, 50_000, 10_000),
     "synthetic": None,
 }
 
 
-def shape_of(cfg) -> tuple[list[int], int]:
-    return DATASETS[cfg.name.value] or (list(cfg.input_shape), cfg.num_classes)
+def spec_of(cfg) -> DatasetSpec:
+    """The `data` config's dataset: shape, classes and split sizes, without loading it."""
+    synthetic = DatasetSpec(list(cfg.input_shape), cfg.num_classes, cfg.train_size, cfg.test_size)
+    return DATASETS[cfg.name.value] or synthetic
 
 
 @dataclass

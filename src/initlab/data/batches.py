@@ -19,17 +19,21 @@ class Batches:
         self._generator = torch.Generator(data.x_train.device)
 
     def __call__(self, step: int) -> tuple[Tensor, Tensor]:
-        epoch, index = divmod(step, self.steps_per_epoch)
-        if epoch != self._epoch:
-            self._generator.manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(self.data.num_train, device=self.data.x_train.device, generator=self._generator)
-            self._epoch = epoch
-        idx = self._perm[index * self.batch_size : (index + 1) * self.batch_size]
+        idx = self.indices(step)
         x = self.data.x_train[idx]
         if self.augment:
-            self._generator.manual_seed(self.seed * 1_000_003 + 7_919 * step + 1)
+            self._generator.manual_seed((self.seed * 1_000_003 + 7_919 * step + 1) % 2**64)
             x = crop_and_flip(x, self._generator)
         return x, self.data.y_train[idx]
+
+    def indices(self, step: int) -> Tensor:
+        """The training examples of batch `step` (before augmentation)."""
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._generator.manual_seed((self.seed * 1_000_003 + epoch) % 2**64)  # any seed torch takes
+            self._perm = torch.randperm(self.data.num_train, device=self.data.x_train.device, generator=self._generator)
+            self._epoch = epoch
+        return self._perm[index * self.batch_size : (index + 1) * self.batch_size]
 
 
 def crop_and_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:

@@ -1,12 +1,15 @@
 """Find a dataset on disk (data.root, then the system folder) or download it, via torchvision.
 
 torchvision's dataset classes do the reading, so the on-disk formats are the real ones
-(IDX for the MNIST family, pickled batches for CIFAR).
+(IDX for the MNIST family, pickled batches for CIFAR; the pickles through a restricted
+unpickler, never plain pickle.load: a data file must not be able to run code).
 """
 
 import logging
+import pickle
 from pathlib import Path
 
+import numpy as np
 from torchvision import datasets
 from torchvision.datasets.utils import extract_archive
 
@@ -15,12 +18,48 @@ log = logging.getLogger(__name__)
 SYSTEM_ROOT = Path("/usr/share/datasets")  # where Debian's dataset-* packages install
 
 
-class DatasetNotFound(RuntimeError):
+class DataError(Exception):
+    """A dataset that cannot be used as found: one line for the user, no traceback."""
+
+
+class DatasetNotFound(DataError):
     pass
 
 
-class _ReadNotVerify:
-    """Mixin for CIFAR: check that the batch files exist, not their MD5 sums.
+class UnsafeDataFile(DataError):
+    """A data file that holds something other than data, or cannot be read as its format."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits what a CIFAR batch holds: dicts, lists, str, bytes and numbers (which need no
+    globals) and numpy arrays and scalars. Any other global, the way a pickle runs code, is refused."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # bytes, as protocol 2 writes them
+    ALLOWED |= {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                for name in ("_reconstruct", "scalar")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR batch never holds")
+        return super().find_class(module, name)
+
+
+def load_cifar_pickle(path: Path) -> dict:
+    """One CIFAR batch or meta file, read without ever running code from it."""
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+    except Exception as err:  # a refused global, or a damaged file (which raises many types)
+        raise UnsafeDataFile(f"refusing {path}: {' '.join(str(err).split())}") from None
+    if not isinstance(entry, dict):
+        raise UnsafeDataFile(f"refusing {path}: it holds a {type(entry).__name__}, not a CIFAR dict")
+    return entry
+
+
+class _SafeCifar:
+    """Mixin for torchvision's CIFAR classes: the batches are read by load_cifar_pickle (this
+    replaces the two methods where torchvision calls pickle.load: __init__ and _load_meta),
+    and the files are checked to exist, not against their MD5 sums.
 
     torchvision refuses CIFAR copies whose checksums differ from the official archive
     (repacked system copies, or the small files the tests write). We read them rather
@@ -32,12 +71,43 @@ class _ReadNotVerify:
         cls.test_list = [[name, None] for name, _ in cls.test_list]
         cls.meta = {**cls.meta, "md5": None}
 
+    def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
+        datasets.VisionDataset.__init__(self, root)
+        self.train = train
+        if download:
+            self.download()
+        if not self._check_integrity():
+            raise RuntimeError("Dataset not found or corrupted. You can use download=True to download it")
+        batches = [self._batch(name) for name, _ in (self.train_list if train else self.test_list)]
+        self.data = np.vstack([images for images, _ in batches]).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))
+        self.targets = [y for _, labels in batches for y in labels]
+        self._load_meta()
 
-class CIFAR10(_ReadNotVerify, datasets.CIFAR10):
+    def _batch(self, name: str) -> tuple[np.ndarray, list[int]]:
+        path = self._file(name)
+        entry = load_cifar_pickle(path)
+        images, labels = entry.get("data"), entry.get("labels", entry.get("fine_labels"))
+        if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.shape[1:] == (3 * 32 * 32,)
+                and isinstance(labels, list) and len(labels) == len(images)):
+            raise UnsafeDataFile(f"refusing {path}: not a CIFAR batch (uint8 'data' [N, 3072] and N labels)")
+        return images, labels
+
+    def _load_meta(self) -> None:
+        path = self._file(self.meta["filename"])
+        self.classes = load_cifar_pickle(path).get(self.meta["key"])
+        if not isinstance(self.classes, list):
+            raise UnsafeDataFile(f"refusing {path}: not CIFAR metadata (no {self.meta['key']!r} list)")
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+    def _file(self, name: str) -> Path:
+        return Path(self.root) / self.base_folder / name
+
+
+class CIFAR10(_SafeCifar, datasets.CIFAR10):
     pass
 
 
-class CIFAR100(_ReadNotVerify, datasets.CIFAR100):
+class CIFAR100(_SafeCifar, datasets.CIFAR100):
     pass
 
 

@@ -1,23 +1,27 @@
-"""Apply a scheme to a whole model, module type by module type, and record what was done."""
+"""Apply a registry scheme to any model, module type by module type, and record what was done.
+
+`initialize` is initlab's public entry point (`initlab.initialize`); the Hydra harness calls it too."""
 
 import dataclasses
 from dataclasses import dataclass
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 from torch.nn.parameter import UninitializedParameter
 
-from initlab.errors import ConfigError
+from initlab.activations import ACTIVATIONS
+from initlab.errors import ConfigError, choices
 from initlab.init.fan import FanMode, fan_for, fans
-from initlab.init.gain import Gain
+from initlab.init.gain import Gain, resolve_gain
 from initlab.init.schemes import SCHEMES, BiasInit, Scheme, Target, scheme_params
 
 # Lazy variants become these classes once materialised.
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM_LAYERS = (_BatchNorm, _InstanceNorm, nn.LayerNorm, nn.GroupNorm)
-CONV_ONLY = ("dirac", "delta_orthogonal")
 
 
 @dataclass
@@ -53,34 +57,53 @@ def check_scheme_args(name: str, mode: FanMode | None, gain: object | None) -> S
 
 
 def initialize(
-    model: nn.Module, cfg, mode: FanMode | None, gain: Gain | None, generator: torch.Generator
+    model: nn.Module,
+    scheme: str,
+    *,
+    mode: FanMode | str | None = None,
+    gain: Gain | float | str | None = None,
+    generator: torch.Generator | None = None,
+    **params,
 ) -> list[InitRecord]:
-    """Initialise every weight layer with cfg's scheme, biases and norm layers as configured.
+    """Initialise every Linear/Conv layer of any `model` with registry scheme `scheme`, then its
+    biases and norm layers; return one record per tensor (what was drawn, and why).
 
-    The model must be materialised (run one forward pass through lazy modules first).
-    Raises ConfigError, before any data is touched, when the scheme does not fit the model.
+    `mode` (fan_in, fan_out, fan_avg) and `gain` (a number, a torch nonlinearity name, or
+    "auto": the gain of the model's own activation) go to the schemes that take them, and are
+    refused by those that don't. `params` are the scheme's own keys (e.g. distribution="uniform",
+    a=0.1; see initlab.SCHEMES[scheme].params) and the keys every scheme has: bias (zeros, or
+    default for init="default": torch's draw kept), bias_val, bias_std, norm_weight, norm_bias,
+    zero_residual. With `generator=None` draws come from torch's global RNG, as in torch.nn.init.
+    A data-driven scheme (lsuv) draws its first half here; `lsuv_rescale` finishes it on a batch.
+    The model must be materialised (one forward pass through lazy modules). A key, value or
+    model that does not fit the scheme raises ConfigError (a ValueError) naming it.
     """
-    scheme = check_scheme_args(cfg.scheme, mode, gain and gain.value)
+    if scheme not in SCHEMES:
+        raise ConfigError("init", scheme, choices(SCHEMES))
+    if isinstance(mode, str):
+        mode = _fan_mode(mode)
+    cfg = scheme_config(scheme, params)
+    spec = check_scheme_args(scheme, mode, gain.value if isinstance(gain, Gain) else gain)
     if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
         raise RuntimeError("lazy modules must be materialised (one forward pass) before init")
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
-    if scheme.name in CONV_ONLY and not any(m.weight.dim() > 2 for _, m in layers):
-        raise ConfigError("init", scheme.name, "needs a model with convolutions (model=cnn or model=resnet)")
-    mode = mode or scheme.default_mode
-    params = scheme_params(cfg)
-    if gain is None and scheme.default_gain is not None:
-        gain = Gain(float(scheme.default_gain(cfg)), "scheme default")
+    check_fit(scheme, cfg, [tuple(m.weight.shape) for _, m in layers])
+    mode = mode or spec.default_mode
+    gain = _resolve(gain, model)
+    if gain is None and spec.default_gain is not None:
+        gain = Gain(float(spec.default_gain(cfg)), "scheme default")
+    kwargs = scheme_params(cfg)
 
     records = []
     for name, module in layers:
         fan_in, fan_out = fans(module.weight)
         target = Target(fan_in, fan_out, mode and fan_for(mode, fan_in, fan_out), gain and gain.value, generator)
         try:
-            target_std = scheme.fn(module.weight, target, **params)
+            target_std = spec.fn(module.weight, target, **kwargs)
         except ValueError as err:
-            raise ConfigError("init", scheme.name, str(err)) from None
+            raise ConfigError("init", scheme, str(err)) from None
         records.append(
-            InitRecord(name, "weight", list(module.weight.shape), fan_in, fan_out, scheme.name,
+            InitRecord(name, "weight", list(module.weight.shape), fan_in, fan_out, scheme,
                        mode and mode.value, gain and gain.value, gain and gain.source, target_std)
         )
         if module.bias is not None:
@@ -92,6 +115,50 @@ def initialize(
         _zero_residual_branches(model)
     measure(model, records)
     return records
+
+
+def check_fit(scheme: str, params, shapes: list[tuple[int, ...]]) -> None:
+    """The scheme's declared preconditions (schemes.Rule) on its keys and on the weights' shapes."""
+    for rule in SCHEMES[scheme].requires:
+        if not rule.holds(params, shapes):
+            value = scheme if rule.key == "init" else params[rule.key.removeprefix("init.")]
+            raise ConfigError(rule.key, value, rule.expected.format(**params))
+
+
+def scheme_config(scheme: str, params: dict) -> DictConfig:
+    """`params` checked against the scheme's keys, typed and defaulted as Hydra's `init` node is."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(SCHEMES[scheme].params), params)
+    except OmegaConfBaseException as err:
+        keys = [f.name for f in dataclasses.fields(SCHEMES[scheme].params) if f.name != "scheme"]
+        expected = str(err.msg).splitlines()[0] if isinstance(err, ValidationError) else f"init={scheme} takes " + ", ".join(keys)
+        raise ConfigError(f"init.{err.key}", params.get(err.key), expected) from None
+
+
+def _fan_mode(mode: str) -> FanMode:
+    try:
+        return FanMode(mode)
+    except ValueError:
+        raise ConfigError("mode", mode, choices(m.value for m in FanMode)) from None
+
+
+def _resolve(gain: Gain | float | str | None, model: nn.Module) -> Gain | None:
+    """A Gain from what the caller gave; "auto" reads the activation off the model itself."""
+    if gain is None or isinstance(gain, Gain):
+        return gain
+    if str(gain).strip() == "auto":
+        return resolve_gain(gain, *_model_activation(model))
+    return resolve_gain(gain, "linear", 0.01)  # the activation matters to auto only; leaky_relu: torch's slope
+
+
+def _model_activation(model: nn.Module) -> tuple[str, float]:
+    """(name, negative_slope) of the one kind of activation module the model uses."""
+    names = {type(spec.build(0.01)): name for name, spec in ACTIVATIONS.items() if name != "linear"}
+    found = {names[type(m)]: getattr(m, "negative_slope", 0.01) for m in model.modules() if type(m) in names}
+    if len(found) != 1:
+        raise ConfigError("gain", "auto", f"needs one kind of activation in the model, found {sorted(found) or 'none'}; "
+                          "pass a number or a nonlinearity name")
+    return next(iter(found.items()))
 
 
 def _init_bias(layer: str, bias: Tensor, cfg, fan_in: int, fan_out: int, g: torch.Generator) -> InitRecord:
@@ -148,4 +215,5 @@ def measure(model: nn.Module, records: list[InitRecord]) -> None:
 
 
 def records_as_dicts(records: list[InitRecord]) -> list[dict]:
+    """The records as init.json stores them."""
     return [dataclasses.asdict(r) for r in records]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from initlab.activations import ACTIVATIONS
-from initlab.diagnostics.theory import second_moment
+from initlab.theory import second_moment
 from initlab.errors import ConfigError, choices
 
 # Nonlinearities torch.nn.init.calculate_gain knows: the activations' torch names, plus conv.

@@ -47,7 +47,7 @@ class InitBase:
     """Keys every `init` config has, whatever its scheme."""
 
     scheme: str = "default"
-    bias: BiasInit = BiasInit.zeros
+    bias: BiasInit = BiasInit.zeros  # each scheme's own default: scheme(bias=...); default keeps torch's
     bias_val: float = 0.0  # with bias=constant
     bias_std: float = 0.01  # with bias=normal
     norm_weight: float = 1.0  # BatchNorm/LayerNorm/GroupNorm scale
@@ -63,7 +63,33 @@ class Target:
     fan_out: int
     fan: float | None  # the fan chosen by `mode`, for schemes that take one
     gain: float | None  # resolved gain, for schemes that take one
-    generator: torch.Generator
+    generator: torch.Generator | None  # None: torch's global RNG, as torch.nn.init
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A precondition of a scheme, declared with it and checked by initlab.validate against the
+    model's weight shapes before anything is built or drawn.
+
+    `holds(p, shapes)` gets the `init` config and the shape of every Linear/Conv weight; when
+    it is false, the run is refused with `key`'s value and `expected` (formatted with p's keys).
+    """
+
+    key: str  # the config key at fault; `init` itself stands for the scheme
+    holds: Callable[[typing.Any, list[tuple[int, ...]]], bool]
+    expected: str
+
+
+def param_rule(name: str, holds: Callable[[float], bool], expected: str) -> Rule:
+    """A rule on one parameter of the scheme, `init.<name>`."""
+    return Rule(f"init.{name}", lambda p, shapes: holds(p[name]), expected)
+
+
+# Preconditions on the model's weights, shared by several schemes.
+LINEAR_ONLY = Rule("init", lambda p, shapes: all(len(s) == 2 for s in shapes),
+                   "needs 2-D weights (Linear layers only: model=mlp)")
+NEEDS_CONV = Rule("init", lambda p, shapes: any(len(s) > 2 for s in shapes),
+                  "needs a model with convolutions (model=cnn or model=resnet)")
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,7 @@ class Scheme:
     default_mode: FanMode | None  # None: the scheme takes no fan mode
     default_gain: Callable[..., float] | None  # None: the scheme takes no gain
     data_driven: bool = False  # needs a data batch after the weights are drawn (LSUV)
+    requires: tuple[Rule, ...] = ()  # preconditions on its parameters and the model's weights
 
 
 SCHEMES: dict[str, Scheme] = {}
@@ -83,18 +110,22 @@ def scheme(
     mode: FanMode | None = None,
     gain: Callable[..., float] | None = None,
     data_driven: bool = False,
+    bias: BiasInit = BiasInit.zeros,
+    requires: tuple[Rule, ...] = (),
 ) -> Callable:
-    """Register ``fn`` under its own name; `mode`/`gain` are its defaults when it takes them."""
+    """Register ``fn`` under its own name; `mode`/`gain` are its defaults when it takes them,
+    `bias` the default of its `init.bias` key, `requires` its preconditions."""
 
     def register(fn: Callable) -> Callable:
         hints = typing.get_type_hints(fn)
         keys = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
         fields = [(p.name, hints[p.name], dataclasses.field(default=p.default)) for p in keys]
         fields.append(("scheme", str, dataclasses.field(default=fn.__name__)))
+        fields.append(("bias", BiasInit, dataclasses.field(default=bias)))
         params = dataclasses.make_dataclass(_camel(fn.__name__) + "Init", fields, bases=(InitBase,))
         params.__module__ = __name__
         globals()[params.__name__] = params  # importable by name, so configs pickle (submitit)
-        SCHEMES[fn.__name__] = Scheme(fn.__name__, fn, params, mode, gain, data_driven)
+        SCHEMES[fn.__name__] = Scheme(fn.__name__, fn, params, mode, gain, data_driven, requires)
         return fn
 
     return register
@@ -128,65 +159,79 @@ def _sample(w: Tensor, std: float, distribution: Distribution, g: torch.Generato
     return std
 
 
-def _require_2d(w: Tensor, name: str) -> None:
-    if w.dim() != 2:
-        raise ValueError(f"init={name} needs 2-D weights (Linear layers); got shape {list(w.shape)}")
-
-
 # --- torch.nn.init --------------------------------------------------------------------
 
 
-@scheme()
+@scheme(bias=BiasInit.default)
 def default(w: Tensor, t: Target) -> float | None:
-    """Leave torch's own layer initialisation: kaiming_uniform_(a=sqrt(5)), std 1/sqrt(3 fan_in)."""
+    """Leave torch's own layer initialisation, biases included: Linear/Conv weights were drawn by
+    kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 1/sqrt(3 fan_in)
+    (LeCun et al. 1998's "standard" init, as Glorot & Bengio 2010 call it)."""
     return 1.0 / math.sqrt(3.0 * t.fan_in)
 
 
-@scheme()
+@scheme(requires=(Rule("init.b", lambda p, shapes: p.b >= p.a, "must be >= init.a ({a})"),))
 def uniform(w: Tensor, t: Target, *, a: float = 0.0, b: float = 1.0) -> float:
+    """U(a, b), torch.nn.init.uniform_; std = (b - a) / sqrt(12)."""
     nn.init.uniform_(w, a, b, generator=t.generator)
     return (b - a) / math.sqrt(12.0)
 
 
-@scheme()
+@scheme(requires=(param_rule("std", lambda std: std >= 0, "must be >= 0"),))
 def normal(w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0) -> float:
+    """N(mean, std^2), torch.nn.init.normal_."""
     nn.init.normal_(w, mean, std, generator=t.generator)
     return std
 
 
-@scheme()
+@scheme(requires=(
+    param_rule("std", lambda std: std > 0, "must be > 0"),
+    Rule("init.b", lambda p, shapes: p.b > p.a, "must be > init.a ({a})"),
+    # torch.nn.init.trunc_normal_'s own limit: beyond it the values it draws may be wrong
+    Rule("init.mean", lambda p, shapes: p.a - 2 * p.std <= p.mean <= p.b + 2 * p.std,
+         "must lie within 2 std ({std}) of [init.a, init.b] = [{a}, {b}]"),
+))
 def trunc_normal(
     w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
 ) -> float:
+    """N(mean, std^2) redrawn outside [a, b] (absolute bounds), torch.nn.init.trunc_normal_."""
     nn.init.trunc_normal_(w, mean, std, a, b, generator=t.generator)
     return truncated_normal_std(mean, std, a, b)
 
 
 @scheme()
 def constant(w: Tensor, t: Target, *, val: float = 0.0) -> float:
+    """Every entry `val`, torch.nn.init.constant_."""
     nn.init.constant_(w, val)
     return 0.0
 
 
 @scheme()
 def ones(w: Tensor, t: Target) -> float:
+    """Every entry 1, torch.nn.init.ones_."""
     nn.init.ones_(w)
     return 0.0
 
 
 @scheme()
 def zeros(w: Tensor, t: Target) -> float:
+    """Every entry 0, torch.nn.init.zeros_."""
     nn.init.zeros_(w)
     return 0.0
 
 
-@scheme()
+@scheme(requires=(LINEAR_ONLY,))
 def eye(w: Tensor, t: Target) -> None:
-    _require_2d(w, "eye")
+    """The identity matrix (2-D weights), torch.nn.init.eye_: y = x on the first min(in, out) units."""
     nn.init.eye_(w)
 
 
-@scheme()
+@scheme(requires=(
+    NEEDS_CONV,
+    param_rule("groups", lambda groups: groups >= 1, "must be >= 1"),
+    Rule("init.groups", lambda p, shapes: all(s[0] % p.groups == 0 for s in shapes if len(s) > 2),
+         "must divide every conv's output channels"),
+))
 def dirac(w: Tensor, t: Target, *, groups: int = 1) -> None:
     """Identity-preserving conv kernels; a Linear layer (kernel size 1) gets the identity."""
     if w.dim() == 2:
@@ -219,12 +264,10 @@ def orthogonal(w: Tensor, t: Target) -> float:
     return t.gain / math.sqrt(max(w.shape[0], w[0].numel()))
 
 
-@scheme()
+@scheme(requires=(LINEAR_ONLY, param_rule("sparsity", lambda s: 0 <= s < 1, "must be in [0, 1)"),
+                  param_rule("std", lambda std: std >= 0, "must be >= 0")))
 def sparse(w: Tensor, t: Target, *, sparsity: float = 0.1, std: float = 0.01) -> float:
     """Martens 2010: per column, a `sparsity` fraction of the entries is zero, the rest N(0, std^2)."""
-    _require_2d(w, "sparse")
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"init.sparsity={sparsity} must be in [0, 1)")
     # torch.nn.init.sparse_ draws its zero positions from the global RNG, not `generator`.
     nn.init.sparse_(w, sparsity, std, generator=t.generator)
     return std * math.sqrt(1.0 - math.ceil(sparsity * w.shape[0]) / w.shape[0])
@@ -239,7 +282,7 @@ def lecun(w: Tensor, t: Target, *, distribution: Distribution = Distribution.nor
     return _sample(w, math.sqrt(1.0 / t.fan_in), distribution, t.generator)
 
 
-@scheme(mode=FanMode.fan_in, gain=lambda p: 1.0)
+@scheme(mode=FanMode.fan_in, gain=lambda p: 1.0, requires=(param_rule("scale", lambda s: s > 0, "must be > 0"),))
 def variance_scaling(
     w: Tensor,
     t: Target,
@@ -248,12 +291,14 @@ def variance_scaling(
     distribution: Distribution = Distribution.truncated_normal,
 ) -> float:
     """Keras/JAX VarianceScaling: std = gain * sqrt(scale / fan), truncated normal by default."""
-    if scale <= 0:
-        raise ValueError(f"init.scale={scale} must be positive")
     return _sample(w, t.gain * math.sqrt(scale / t.fan), distribution, t.generator)
 
 
-@scheme(gain=lambda p: 1.0)
+@scheme(gain=lambda p: 1.0, requires=(
+    NEEDS_CONV,
+    Rule("init", lambda p, shapes: all(s[0] >= s[1] for s in shapes if len(s) > 2),
+         "needs out_channels >= in_channels in every conv (model.channels or model.width >= the input's channels)"),
+))
 def delta_orthogonal(w: Tensor, t: Target) -> float:
     """Xiao et al. 2018: zero kernel except an orthogonal [out, in] matrix at the spatial centre.
 
@@ -263,10 +308,6 @@ def delta_orthogonal(w: Tensor, t: Target) -> float:
     if w.dim() == 2:
         return orthogonal(w, t)
     out_channels, in_channels = w.shape[:2]
-    if out_channels < in_channels:
-        raise ValueError(
-            f"init=delta_orthogonal needs out_channels >= in_channels; got shape {list(w.shape)}"
-        )
     centre = torch.empty(out_channels, in_channels, dtype=w.dtype)
     nn.init.orthogonal_(centre, t.gain, generator=t.generator)
     with torch.no_grad():
@@ -275,11 +316,10 @@ def delta_orthogonal(w: Tensor, t: Target) -> float:
     return t.gain / math.sqrt(out_channels * w[0, 0].numel())
 
 
-@scheme(data_driven=True)
+@scheme(data_driven=True, requires=(param_rule("tol", lambda tol: tol > 0, "must be > 0"),
+                                    param_rule("max_iter", lambda n: n >= 1, "must be >= 1")))
 def lsuv(w: Tensor, t: Target, *, tol: float = 0.1, max_iter: int = 10) -> float:
     """Mishkin & Matas 2016, first half: orthogonal pre-init. The data half lives in init/lsuv.py."""
-    if tol <= 0 or max_iter < 1:
-        raise ValueError(f"init.tol={tol} must be > 0 and init.max_iter={max_iter} >= 1")
     return orthogonal(w, dataclasses.replace(t, gain=1.0))
 
 

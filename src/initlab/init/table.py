@@ -5,8 +5,9 @@ from initlab.init.apply import InitRecord
 _COLUMNS = ("layer", "param", "shape", "fan_in", "fan_out", "scheme", "mode", "gain", "target_std", "std")
 
 
-def format_table(records: list[InitRecord]) -> str:
-    """A fixed-width text table, plus a line saying where a computed gain came from."""
+def format_table(records: list[InitRecord], theory: dict | None = None) -> str:
+    """A fixed-width text table, plus a line saying where a computed gain came from and, given
+    the run's theory.json, one saying which mean-field phase the network is in."""
     rows = [_COLUMNS] + [tuple(_cell(getattr(r, c)) for c in _COLUMNS) for r in records]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -14,7 +15,29 @@ def format_table(records: list[InitRecord]) -> str:
     lines += [f"gain: {s}" for s in sources]
     lsuv = [r for r in records if r.lsuv_iters is not None]
     lines += [f"lsuv {r.layer}: Var[out]={r.lsuv_out_var:.4g} after {r.lsuv_iters} rescales" for r in lsuv]
+    lines += [phase_line(theory)] if theory else []
     return "\n".join(lines)
+
+
+_MEANING = {"ordered": "gradients shrink by chi_1 per layer", "chaotic": "gradients grow by chi_1 per layer",
+            "critical": "signals and gradients keep their size"}
+
+
+def phase_line(theory: dict) -> str:
+    """One line from theory.json: the phase, chi_1, and the depth against 6 xi_c."""
+    if not theory["predicted"]:
+        return f"theory: not predicted: {theory['reason']}"
+    at = f"sigma_w^2={theory['sigma_w2']:.4g}, sigma_b^2={theory['sigma_b2']:.4g}"
+    if theory["phase"] is None:
+        return f"theory: no phase at {at}: {theory['undefined']['phase']}"
+    critical = theory["critical_sigma_w2"]
+    at += f"; critical sigma_w^2={critical:.4g}" if critical is not None else ""
+    head = f"theory: {theory['phase']} (chi_1={theory['chi_1']:.4g} at {at}): {_MEANING[theory['phase']]}"
+    if theory["xi_c"] is None:
+        return f"{head}; xi_c undefined: {theory['undefined']['xi_c']}"
+    where = "within" if theory["within_depth_bound"] else "beyond"
+    return (f"{head}; xi_c={theory['xi_c']:.3g} layers, depth {theory['depth']} {where} "
+            f"{theory['k']:g} xi_c = {theory['depth_bound']:.3g}")
 
 
 def _cell(value) -> str:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from initlab.diagnostics.theory import predicted_variances
 from initlab.report.aggregate import cell_table, layer_profile
 from initlab.report.load import Sweep
+from initlab.report.overlay import TrainabilityMap, predictions, trainability
+from initlab.theory import CRITICAL_TOL, DEPTH_FACTOR
 
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes
 
@@ -123,15 +124,18 @@ def glorot2010(sweep: Sweep) -> list[Claim]:
                   f"Var[dL/dy] changes by a factor {per_layer['g_xav']:.3g} per layer going down",
                   bool(0.8 < per_layer["g_xav"] < 1.25)),
         ]
+    predicted = predictions(sweep).act_var
     for (activation, init), key in cells.items():
-        measured, predicted = _mean_field(sweep, key, activation)
+        if key not in predicted:
+            continue
+        measured, theory = act[key][-2], predicted[key][-2]
         name = "standard" if init == "default" else "normalised"
         claims.append(Claim(
             f"{activation}, {name} init (mean-field theory, not in the paper): from the first layer's measured "
-            "variance, q_(l+1) = fan_in sigma_w^2 E[phi(sqrt(q_l) z)^2] with the weights' measured std predicts "
+            "variance, q_(l+1) = fan_in E[W^2] E[phi(sqrt(q_l) z)^2] + E[b^2] with the weights as drawn predicts "
             "the last hidden layer's Var[y].",
-            f"last hidden Var[y]: measured {measured:.3g}, predicted {predicted:.3g}",
-            bool(0.8 < measured / predicted < 1.25)))
+            f"last hidden Var[y]: measured {measured:.3g}, predicted {theory:.3g}",
+            bool(0.8 < measured / theory < 1.25)))
     return claims or [Claim("Glorot & Bengio 2010, Figs. 6-7", "this sweep has no tanh default/xavier cells", None)]
 
 
@@ -141,20 +145,77 @@ def _per_layer(profile: np.ndarray) -> float:
     return float((hidden[-1] / hidden[0]) ** (1 / (len(hidden) - 1)))
 
 
-def _mean_field(sweep: Sweep, cell: tuple, activation: str) -> tuple[float, float]:
-    """(measured, predicted) Var[y] of the last hidden layer, geometric means over the cell's runs."""
-    values = dict(zip(sweep.axes, cell))
-    jobs = sweep.jobs[(sweep.jobs[list(values)] == pd.Series(values)).all(axis=1)]["job"]
-    measured, predicted = [], []
-    for job in jobs:
-        step0 = sweep.metrics[job][sweep.metrics[job]["step"] == 0].iloc[0]
-        records = sweep.weights[job]
-        q = [step0[f"act_var/{r['layer']}"] for r in records]
-        scales = [r["fan_in"] * r["std"] ** 2 for r in records[1:]]
-        predicted.append(predicted_variances(q[0], scales, activation)[-2])
-        measured.append(q[-2])
-    return float(np.exp(np.mean(np.log(measured)))), float(np.exp(np.mean(np.log(predicted))))
-
-
 def _describe(row: pd.Series, axes: list[str], skip: str) -> str:
     return ", ".join(f"{a.split('.')[-1]}={row[a]}" for a in axes if a != skip)
+
+
+@_claims("schoenholz2017")
+def schoenholz2017(sweep: Sweep) -> list[Claim]:
+    tmap = trainability(sweep)
+    if tmap is None:
+        return [Claim("Schoenholz et al. 2017, trainability", "this sweep has no MLP grid over sigma_w^2 x depth",
+                      None)]
+    cells, fit = tmap.cells, tmap.best_k()
+    n, at_paper = len(cells.dropna(subset="xi_c")), tmap.agreement(DEPTH_FACTOR)
+    bound = DEPTH_FACTOR * cells["xi_c"]
+    defined = (f"'trained': final test accuracy above {tmap.threshold:.3f}, halfway from chance "
+               f"({tmap.chance:.2f}) to the best cell ({cells['acc'].max():.3f}); a diverged run scores chance. ")
+    claims = [Claim(
+        f"A network trains only when its depth L is below about {DEPTH_FACTOR:g} xi_c (the paper draws the "
+        f"{DEPTH_FACTOR:g} xi_c curve over its accuracy maps as the edge of the trainable region).",
+        defined + f"L < {DEPTH_FACTOR:g} xi_c says what the runs did in {round(at_paper * n)} of {n} cells "
+        f"({at_paper:.0%}). Trained although L >= {DEPTH_FACTOR:g} xi_c: "
+        f"{_points(cells[cells['trained'] & (cells['depth'] >= bound)])}. Not trained although L < "
+        f"{DEPTH_FACTOR:g} xi_c: {_points(cells[~cells['trained'] & (cells['depth'] < bound)])}.",
+        at_paper >= 0.9)]
+    if fit is not None:
+        k, (low, high) = fit
+        claims.append(Claim(
+            "The trainable depth is a fixed multiple k of xi_c across sigma_w^2: one k separates the trained from "
+            "the untrained cells on both sides of the critical point.",
+            f"the best k is {k:.3g} (every k in ({low:.3g}, {high:.3g}) does as well): L < k xi_c says what the "
+            f"runs did in {tmap.agreement(k):.0%} of the cells, against {at_paper:.0%} at the paper's k = "
+            f"{DEPTH_FACTOR:g}",
+            tmap.agreement(k) >= 0.9))
+    claims.append(_deepest_at_criticality(tmap))
+    claims.append(_gradients_follow_chi_1(tmap))
+    return claims
+
+
+def _deepest_at_criticality(tmap: TrainabilityMap) -> Claim:
+    """The critical column trains deepest; the trainable depth falls off on both sides."""
+    cells = tmap.cells
+    deepest = {s: group.loc[group["trained"], "depth"].max() for s, group in cells.groupby("sigma_w2")}
+    deepest = {s: 0 if np.isnan(d) else int(d) for s, d in deepest.items()}
+    columns = sorted(deepest)
+    critical = min(columns, key=lambda s: abs(s - tmap.critical)) if tmap.critical is not None else None
+    evidence = "deepest trained network per sigma_w^2: " + ", ".join(f"{s:g}: {deepest[s] or 'none'}" for s in columns)
+    if critical is None:
+        return Claim("The deepest networks train at the critical sigma_w^2 (chi_1 = 1).", evidence, None)
+    edges = max(deepest[columns[0]], deepest[columns[-1]])
+    agrees = deepest[critical] == max(deepest.values()) and edges < deepest[critical]
+    return Claim(
+        f"The deepest networks train at the critical sigma_w^2 = {tmap.critical:.3f} (chi_1 = 1, where xi_c diverges); "
+        "the trainable depth shrinks into the ordered (smaller sigma_w^2) and the chaotic (larger) phase.",
+        evidence, bool(agrees))
+
+
+def _gradients_follow_chi_1(tmap: TrainabilityMap) -> Claim:
+    """Off the critical point, the deepest nets' gradients shrink (ordered) or grow (chaotic) going down."""
+    depth = tmap.cells["depth"].max()
+    deepest = tmap.cells[tmap.cells["depth"] == depth].dropna(subset=["grad_growth", "chi_1"])
+    off_critical = deepest[(deepest["chi_1"] - 1).abs() > CRITICAL_TOL]
+    agrees = bool(len(off_critical)) and bool(
+        (np.sign(np.log(off_critical["grad_growth"])) == np.sign(np.log(off_critical["chi_1"]))).all())
+    return Claim(
+        "Back-propagated gradients vanish in the ordered phase (chi_1 < 1) and explode in the chaotic phase "
+        "(chi_1 > 1), by a factor chi_1 per layer.",
+        f"per-layer factor of Var[dL/dy] at init from the last hidden layer down to the first, depth {depth}, "
+        "measured vs chi_1: " + ", ".join(f"sigma_w^2 {r.sigma_w2:g}: {r.grad_growth:.3f} vs {r.chi_1:.3f}"
+                                          for r in deepest.itertuples()),
+        agrees if len(off_critical) else None)
+
+
+def _points(cells: pd.DataFrame) -> str:
+    return ", ".join(f"(sigma_w^2 {r.sigma_w2:g}, L {r.depth}: acc {r.acc:.2f}, {DEPTH_FACTOR:g} xi_c = "
+                     f"{DEPTH_FACTOR * r.xi_c:.3g})" for r in cells.itertuples()) or "none"

@@ -8,23 +8,24 @@ import pandas as pd
 import yaml
 
 from initlab.sweep.status import job_table
-from initlab.track.records import FINAL_METRICS, read_summary
-
-# Overrides that say how a sweep ran, not what it measured.
-NOT_AXES = ("experiment", "train.resume", "train.progress", "logger.mode", "device", "data.root")
+from initlab.track.identity import identity
+from initlab.track.records import FINAL_METRICS, DamagedRecord, read_metrics, read_summary
+from initlab.track.records import read_config as read_run_config
 
 
 @dataclass
 class Sweep:
     dir: Path
-    jobs: pd.DataFrame  # one row per job: job, dir, status, steps, FINAL_METRICS, seed, one column per axis
-    axes: list[str]  # override keys that vary between jobs, seed excluded, in Hydra's order
-    metrics: dict[int, pd.DataFrame]  # job -> its metrics.jsonl
-    weights: dict[int, list[dict]]  # job -> init.json records of its Linear/Conv weights, in order
-    overrides: dict[int, list[str]]  # job -> its overrides as Hydra recorded them
-    summaries: dict[int, dict]  # job -> its summary.json ({} while it has none)
+    # one row per job: job (its folder's name, the job's identity), dir, status, steps,
+    # FINAL_METRICS, seed, one column per axis
+    jobs: pd.DataFrame
+    axes: list[str]  # override keys that vary between jobs, seed and operational keys excluded, in Hydra's order
+    metrics: dict[str, pd.DataFrame]  # job -> its metrics.jsonl
+    weights: dict[str, list[dict]]  # job -> init.json records of its Linear/Conv weights, in order
+    overrides: dict[str, list[str]]  # job -> what it measures: its overrides without the operational ones
+    summaries: dict[str, dict]  # job -> its summary.json ({} while it has none)
 
-    def weight_layers(self, job: int) -> list[str]:
+    def weight_layers(self, job: str) -> list[str]:
         return [r["layer"] for r in self.weights[job]]
 
     def cells(self) -> pd.core.groupby.DataFrameGroupBy:
@@ -40,11 +41,10 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     table = job_table(Path(sweep_dir))
     if table.empty:
         raise FileNotFoundError(f"no jobs (folders with .hydra/overrides.yaml) in {sweep_dir}")
-    overrides = {row.job: row.overrides.split() for row in table.itertuples()}
-    settings = {job: dict(o.split("=", 1) for o in ovr) for job, ovr in overrides.items()}
+    overrides = dict(zip(table["job"], table["overrides"]))
+    settings = {job: identity(ovr) for job, ovr in overrides.items()}
     keys = list(dict.fromkeys(k for s in settings.values() for k in s))
-    axes = [k for k in keys if k not in NOT_AXES and k != "seed"
-            and len({s.get(k) for s in settings.values()}) > 1]
+    axes = [k for k in keys if k != "seed" and len({s.get(k) for s in settings.values()}) > 1]
     jobs = table.drop(columns=["overrides"]).copy()
     for key in axes + ["seed"]:
         jobs[key] = [_typed(settings[j].get(key)) for j in jobs["job"]]
@@ -58,9 +58,12 @@ def load_sweep(sweep_dir: Path) -> Sweep:
 
 
 def _metrics(job_dir: Path) -> pd.DataFrame:
-    path = job_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return pd.DataFrame(rows)
+    """The job's metrics.jsonl (a truncated last line dropped); empty when damaged: the job
+    table says `damaged`."""
+    try:
+        return pd.DataFrame(read_metrics(job_dir))
+    except DamagedRecord:
+        return pd.DataFrame()
 
 
 def _weight_records(job_dir: Path) -> list[dict]:
@@ -82,4 +85,8 @@ def _short(axis: str) -> str:
 
 
 def read_config(job_dir: Path) -> dict:
-    return yaml.safe_load((Path(job_dir) / "config.yaml").read_text())
+    """The job's config.yaml; {} when it has none or it is damaged (its status says `damaged`)."""
+    try:
+        return read_run_config(job_dir) or {}
+    except DamagedRecord:
+        return {}

@@ -4,20 +4,28 @@ import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from initlab.report import plots
 from initlab.report.aggregate import STATUSES, cell_table, mean_pm_std
 from initlab.report.claims import claims_for
 from initlab.report.load import Sweep, read_config
+from initlab.report.overlay import predictions, trainability
+from initlab.track.identity import drop_operational
 
 VERDICT = {True: "agrees", False: "does not agree", None: "not tested"}
+THEORY = "theory vs measured"
 
 
 def write_report(sweep: Sweep, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    figures = [f for f in (plots.training_curves(sweep, out), plots.signal_propagation(sweep, out),
+    overlay, tmap = predictions(sweep), trainability(sweep)
+    figures = [f for f in (plots.training_curves(sweep, out), plots.signal_propagation(sweep, out, overlay),
                            plots.heatmap(sweep, out)) if f is not None]
+    if tmap is not None:
+        figures.append(plots.trainability_map(tmap, (tmap.best_k() or (None,))[0], out))
     experiment = _experiment(sweep)
     lines = [f"# Sweep report: {experiment or sweep.dir.name}", "",
              f"{len(sweep.jobs)} runs in `{sweep.dir}`; grid axes: "
@@ -28,10 +36,15 @@ def write_report(sweep: Sweep, out: Path) -> Path:
         lines += ["## Claims and this reproduction", "", "| claim | evidence (from the runs) | verdict |", "|---|---|---|"]
         lines += [f"| {c.claim} | {c.evidence} | **{VERDICT[c.agrees]}** |" for c in claims]
         lines.append("")
+    table = cell_table(sweep)
+    ratios = overlay.last_hidden_ratio(sweep)
+    table[THEORY] = [ratios.get(cell if isinstance(cell, tuple) else (cell,), np.nan) for cell, _ in sweep.cells()]
     lines += ["## Final metrics per cell", "",
-              "Mean ± std over seeds of the completed runs; counts of runs by status.", "",
-              *_cell_markdown(sweep), ""]
-    cell_table(sweep).to_csv(out / "cells.csv", index=False)
+              "Mean ± std over seeds of the completed runs; counts of runs by status. "
+              f"{THEORY}: the last hidden layer's Var[y] at init, measured / mean-field prediction "
+              "(– where the theory does not describe the network: only MLPs without norm layers).", "",
+              *_cell_markdown(sweep, table), ""]
+    table.to_csv(out / "cells.csv", index=False)
     sweep.jobs.drop(columns=["error"]).assign(dir=[Path(d).name for d in sweep.jobs["dir"]]).to_csv(
         out / "runs.csv", index=False)
     lines += ["Per cell and per run, as data: [cells.csv](cells.csv), [runs.csv](runs.csv).", ""]
@@ -42,14 +55,13 @@ def write_report(sweep: Sweep, out: Path) -> Path:
     return path
 
 
-def _cell_markdown(sweep: Sweep) -> list[str]:
-    table = cell_table(sweep)
-    head = [*(a.split(".")[-1] for a in sweep.axes), "runs", *STATUSES, "steps", "train loss", "test acc"]
+def _cell_markdown(sweep: Sweep, table: pd.DataFrame) -> list[str]:
+    head = [*(a.split(".")[-1] for a in sweep.axes), "runs", *STATUSES, "steps", "train loss", "test acc", THEORY]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, r in table.iterrows():
+    for r in table.to_dict("records"):  # not iterrows: it turns an all-number row's ints into floats
         cells = [*(str(r[a]) for a in sweep.axes), str(r["runs"]), *(str(r[s]) for s in STATUSES),
                  f"{r['steps']:.0f}", mean_pm_std(r["train/loss"], r["train/loss std"]),
-                 mean_pm_std(r["test/acc"], r["test/acc std"])]
+                 mean_pm_std(r["test/acc"], r["test/acc std"]), mean_pm_std(r[THEORY], np.nan)]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
@@ -86,7 +98,7 @@ def _sweep_command(sweep: Sweep) -> str:
     """The command that ran the grid: sweep.py for a named experiment, else train.py -m."""
     multirun = yaml.safe_load((sweep.dir / "multirun.yaml").read_text()) if (sweep.dir / "multirun.yaml").exists() else {}
     recorded = multirun.get("hydra", {}).get("overrides", {})
-    task = [o for o in recorded.get("task") or [] if not o.startswith(("train.resume", "train.progress"))]
+    task = drop_operational(recorded.get("task") or [])
     hydra = [o for o in recorded.get("hydra") or [] if not o.startswith("hydra.mode")]
     if any(o.startswith("experiment=") for o in task):
         hydra = [o.replace("hydra/launcher=", "launcher=") for o in hydra]

@@ -11,8 +11,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import open_dict
 
+from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError
 from initlab.validate import validate
 
@@ -21,9 +21,9 @@ CONF = Path(__file__).resolve().parents[3] / "conf"
 
 @dataclass(frozen=True)
 class Job:
-    num: int
+    num: int  # its place in this grid (Hydra's hydra.job.num); not part of its identity
     overrides: list[str]
-    dir: Path
+    dir: Path  # named by the job's identity (initlab.track.identity), as the launchers name it
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,11 @@ def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
         sweep_dir = Path(base.hydra.sweep.dir)
         jobs = []
         for num, job in enumerate(job_overrides):
-            cfg = compose("train", overrides=hydra_overrides + job, return_hydra_config=True)
-            with open_dict(cfg):
-                cfg.hydra.job.num = num  # the launcher sets it; the job folder's name uses it
             try:
+                cfg = compose("train", overrides=hydra_overrides + job, return_hydra_config=True)
                 validate(cfg)
-            except ConfigError as err:
-                raise ConfigError(err.key, err.value, f"{err.expected} (job #{num}: {' '.join(job)})") from None
+            except (ConfigError, *COMPOSE_ERRORS) as err:
+                raise as_config_error(err, job).within(f"job #{num}: {' '.join(job)}") from None
             jobs.append(Job(num, job, sweep_dir / cfg.hydra.sweep.subdir))
     return Plan(sweep_dir, jobs)
 

@@ -1,55 +1,67 @@
 """A sweep's job table, read from the run records alone."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from hydra.errors import OverrideParseException
 
-from initlab.track.records import read_summary
+from initlab.track.identity import as_overrides, identity
+from initlab.track.records import run_status
 
-COLUMNS = ["job", "overrides", "status", "steps", "train/loss", "test/acc"]
+COLUMNS = ["overrides", "status", "steps", "train/loss", "test/acc"]
+PROBLEMS = ("failed", "damaged", "stopped")  # listed with their error under the table
 
 
 def job_table(sweep_dir: Path) -> pd.DataFrame:
-    """One row per job folder (those with .hydra/overrides.yaml), in job-number order.
+    """One row per job folder (those with .hydra/overrides.yaml), keyed by `job`, the folder's name.
 
-    A job with no summary.json yet is `running` (or was interrupted); its steps come from
-    the last line of metrics.jsonl.
+    A folder is named by its job's identity, never by the job's place in a grid, so a rerun with
+    a changed grid cannot hand one run's records to another. `overrides` lists that identity
+    (what the job measures, initlab.track.identity; how it was launched left out). Rows follow
+    the latest grid that ran them. Status and error come from initlab.track.records.run_status:
+    a job with no summary.json yet is `running` while a process writes into it, else `stopped`
+    (its steps: the last line of metrics.jsonl); `damaged` when a record cannot be read.
     """
     rows = []
-    job_dirs = [p.parents[1] for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]
-    for job_dir in sorted(job_dirs, key=_job_number):
-        overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-        summary = read_summary(job_dir) or {"status": "running", "steps": _last_step(job_dir)}
-        rows.append({"job": _job_number(job_dir), "overrides": " ".join(overrides),
-                     **{k: summary.get(k) for k in COLUMNS[2:]}, "dir": str(job_dir),
+    for job_dir in sorted((p.parents[1] for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")), key=_grid_order):
+        overrides = _identity(job_dir)
+        summary = run_status(job_dir) if overrides is not None else {
+            "status": "damaged", "error": f"{job_dir / '.hydra' / 'overrides.yaml'} cannot be read"}
+        rows.append({"job": job_dir.name, "overrides": overrides or [],
+                     **{k: summary.get(k) for k in COLUMNS[1:]}, "dir": str(job_dir),
                      "error": summary.get("error") or summary.get("reason")})
-    return pd.DataFrame(rows, columns=[*COLUMNS, "dir", "error"])
+    return pd.DataFrame(rows, columns=["job", *COLUMNS, "dir", "error"])
 
 
 def format_table(table: pd.DataFrame) -> str:
     """The table with only the overrides that vary between jobs; the shared ones head it."""
     if table.empty:
         return "no jobs found"
-    split = [o.split() for o in table["overrides"]]
-    common = [o for o in split[0] if all(o in s for s in split)]
-    shown = table[COLUMNS].assign(overrides=[" ".join(o for o in s if o not in common) for s in split])
+    lists = list(table["overrides"])
+    common = [o for o in lists[0] if all(o in s for s in lists)]
+    shown = table[COLUMNS].assign(overrides=[" ".join(o for o in s if o not in common) or "-" for s in lists])
     counts = table["status"].value_counts().to_dict()
-    failed = table[table["status"] == "failed"]
     lines = [f"all jobs: {' '.join(common)}", shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"),
              "", "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()))]
-    lines += [f"job {r.job} failed: {r.error}  ({r.dir})" for r in failed.itertuples()]
+    lines += [f"{status}: {job}: {error}  ({job_dir})" for job, status, error, job_dir
+              in zip(shown["overrides"], table["status"], table["error"], table["dir"]) if status in PROBLEMS]
     return "\n".join(lines)
 
 
-def _job_number(job_dir: Path) -> int:
-    """Job folders are named <job number>_<overrides> (hydra.sweep.subdir in conf/train.yaml)."""
-    head = job_dir.name.split("_", 1)[0]
-    return int(head) if head.isdigit() else -1
+def _identity(job_dir: Path) -> list[str] | None:
+    """The job's identity, from the overrides Hydra recorded for it; None when that file is damaged."""
+    try:
+        return as_overrides(identity(yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []))
+    except (OSError, yaml.YAMLError, OverrideParseException, TypeError):
+        return None
 
 
-def _last_step(job_dir: Path) -> int | None:
-    path = job_dir / "metrics.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return json.loads(lines[-1])["step"] if lines else None
+def _grid_order(job_dir: Path) -> tuple[float, str]:
+    """(the job's number in the latest grid that ran it, its name): the order it was typed in."""
+    try:
+        # libyaml's loader: hydra.yaml is long, and a report reads one per job
+        hydra = yaml.load((job_dir / ".hydra" / "hydra.yaml").read_text(), Loader=yaml.CSafeLoader)
+        return float(hydra["hydra"]["job"]["num"]), job_dir.name
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return float("inf"), job_dir.name

@@ -1,34 +1,70 @@
 """The run's own files: the durable record (wandb only mirrors it).
 
-config.yaml, init.json and summary.json are replaced atomically; metrics.jsonl is
-appended and flushed line by line, so a killed run keeps everything logged before it.
+Writers leave no damage: config.yaml, init.json, summary.json (and last.pt) replace the old
+file only once complete and on disk, through a uniquely named temporary file that is removed
+on any failure, a full disk included; metrics.jsonl grows one whole line at a time, and an
+append that fails is cut back. Readers tolerate what a killed run or a bad disk leaves: a
+truncated last metrics line is dropped, an unreadable summary reads as status `damaged`,
+an unreadable config.yaml raises DamagedRecord. A lock file keeps a second process out of a
+directory while a run writes into it.
 """
 
+import fcntl
 import json
+import logging
 import math
 import os
 import platform
+import secrets
 import subprocess
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import BinaryIO
 
 from omegaconf import OmegaConf
+
+from initlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # The final metrics every summary.json carries (null where not measured).
 FINAL_METRICS = ("train/loss", "train/acc", "test/loss", "test/acc")
 PACKAGES = ("initlab", "torch", "torchvision", "hydra-core", "omegaconf", "wandb", "numpy")
+LOCK_FILE = ".lock"
+
+
+class DamagedRecord(ValueError):
+    """A record file that exists but cannot be read (truncated, corrupt)."""
+
+
+class RunDirBusy(ConfigError):
+    """Another process holds the run directory's lock."""
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces `path` once the block ends: readers see the old file or
+    the new one, never half of one, and a failure anywhere leaves no temporary file behind."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # 0o666 and the umask (mkstemp would give 0o600): record files get the user's usual permissions
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: never a complete name over missing data
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        f.write(text.encode())
 
 
 def _finite(value):
@@ -48,11 +84,36 @@ class RunRecords:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.dir / "metrics.jsonl"
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock while a run writes into it. A second process aiming at the
+        same directory gets RunDirBusy at once, before it has written anything."""
+        fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                raise RunDirBusy("hydra.run.dir", str(self.dir), f"another run (pid {holder}) is writing into it; "
+                                 "wait for it to end or choose another directory") from None
+            except OSError as err:  # a file system without flock (some Lustre mounts)
+                log.warning("cannot lock %s (%s): nothing keeps a second run out of it", self.dir, err)
+            else:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def write_config(self, cfg) -> None:
         atomic_write(self.dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     def write_init(self, records: list[dict]) -> None:
         atomic_write(self.dir / "init.json", json.dumps(records, indent=1))
+
+    def write_theory(self, theory: dict) -> dict:
+        atomic_write(self.dir / "theory.json", json.dumps(theory, indent=1))
+        return theory
 
     def write_summary(self, summary: dict) -> None:
         atomic_write(self.dir / "summary.json", json.dumps({k: _finite(v) for k, v in summary.items()}, indent=1))
@@ -61,23 +122,127 @@ class RunRecords:
         return read_summary(self.dir)
 
     def append_metrics(self, record: dict) -> None:
-        with self.metrics_path.open("a") as f:
-            f.write(to_json(record) + "\n")
+        """Append one whole line; a write that fails part-way (a full disk) is cut back off."""
+        line = memoryview((to_json(record) + "\n").encode())
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                while line:
+                    line = line[os.write(fd, line):]
+            except BaseException:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+
+    def sync_metrics(self) -> None:
+        """Force metrics.jsonl to disk: a checkpoint must never be ahead of the metrics it continues."""
+        if self.metrics_path.exists():
+            fd = os.open(self.metrics_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def truncate_metrics(self, from_step: int) -> None:
-        """Drop records at or after `from_step`: a resumed run logs them again."""
-        if not self.metrics_path.exists():
-            self.metrics_path.touch()
-            return
-        kept = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] < from_step]
-        atomic_write(self.metrics_path, "".join(line + "\n" for line in kept))
+        """Keep only the records before `from_step`: a resumed run logs the others again."""
+        try:
+            kept = [to_json(r) + "\n" for r in read_metrics(self.dir) if r["step"] < from_step]
+        except DamagedRecord as err:
+            raise ConfigError("train.resume", True, f"{err}; start afresh with train.resume=false") from None
+        atomic_write(self.metrics_path, "".join(kept))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.jsonl as records. An unreadable last line (a run killed mid-write, a full disk)
+    is dropped with a warning; an unreadable line before it is damage: DamagedRecord."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(_metric(line))
+        except ValueError as err:
+            if number < len(lines):
+                raise DamagedRecord(f"{path}: line {number} is unreadable ({err})") from None
+            log.warning("%s: dropped its truncated last line (a run stopped mid-write)", path)
+    return records
+
+
+def _metric(line: str) -> dict:
+    record = json.loads(line)
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise ValueError("not a record with an integer step")
+    return record
 
 
 def read_summary(run_dir: Path) -> dict | None:
-    """A run's summary.json, or None while it has none (still running, or killed)."""
+    """A run's summary.json; None while it has none (still running, or killed); status
+    `damaged`, with the reason as `error`, when it cannot be read."""
     path = Path(run_dir) / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        return {"status": "damaged", "error": f"{path.name} unreadable: {err}"}
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+        return {"status": "damaged", "error": f"{path.name} holds no status"}
+    return summary
+
+
+def read_config(run_dir: Path) -> dict | None:
+    """A run's config.yaml as a dict; None when it has none; DamagedRecord when unreadable."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path))  # OmegaConf's YAML reads 1e-05 as a float
+    except Exception as err:  # YAML and OmegaConf errors of many types, an unreadable file
+        raise DamagedRecord(f"{path} is unreadable: {' '.join(str(err).split())}") from None
+    if not isinstance(config, dict):
+        raise DamagedRecord(f"{path} holds no config")
+    return config
+
+
+def run_status(run_dir: Path) -> dict:
+    """What a run's records say, for tables: its summary; status `damaged` (and why, as `error`)
+    when a record cannot be read; with no summary yet, `running` while a process holds the
+    directory's lock, else `stopped` (killed before it could write one), with the step of its
+    last metrics line."""
+    try:
+        read_config(run_dir)
+        rows = read_metrics(run_dir)
+    except DamagedRecord as err:
+        return {"status": "damaged", "error": str(err)}
+    summary = read_summary(run_dir)
+    if summary is not None:
+        return summary
+    steps = rows[-1]["step"] if rows else None
+    if is_locked(run_dir):
+        return {"status": "running", "steps": steps}
+    return {"status": "stopped", "steps": steps, "error": "no summary.json and no process writing: killed, or not started"}
+
+
+def is_locked(run_dir: Path) -> bool:
+    """True while a process holds the run directory's lock (a run is writing into it)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:  # no flock on this file system: no run can hold it either
+        return False
+    finally:
+        os.close(fd)
 
 
 def provenance(device: str) -> dict:

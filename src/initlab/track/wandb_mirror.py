@@ -3,9 +3,13 @@
 import logging
 import netrc
 import os
+import secrets
 from pathlib import Path
 
+from initlab.track.records import atomic_write
+
 log = logging.getLogger(__name__)
+WANDB_ID = "wandb_id"  # in the run directory
 
 
 def choose_mode(configured: str | None) -> tuple[str, str | None]:
@@ -32,9 +36,11 @@ def _has_credentials() -> bool:
 
 
 class WandbMirror:
-    """One wandb run per job (`reinit="finish_previous"`, so Hydra multirun jobs never share one)."""
+    """One wandb run per run directory (`reinit="finish_previous"`, so Hydra multirun jobs never
+    share one). A resumed run continues the wandb run it started: its id is kept in the run
+    directory, and wandb resumes it (`resume="allow"`); a fresh run gets a new one."""
 
-    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None) -> None:
+    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None, resume: bool) -> None:
         self.run = None
         mode, hint = choose_mode(cfg.mode.value if cfg.mode else None)
         if hint:
@@ -44,6 +50,7 @@ class WandbMirror:
         try:
             import wandb  # here, not at the top: runs with logger=none never pay for the import
 
+            kwargs |= dict(id=_run_id(run_dir, resume), resume="allow")
             try:
                 self.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, silent=True), **kwargs)
             except (wandb.errors.CommError, wandb.errors.UsageError) as err:
@@ -60,7 +67,9 @@ class WandbMirror:
     def finish(self, summary: dict) -> None:
         def close() -> None:
             self.run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-            self.run.finish(exit_code=0 if summary.get("status") != "failed" else 1)
+            if summary.get("status") == "interrupted":
+                self.run.mark_preempting()  # it will be resumed
+            self.run.finish(exit_code=0 if summary.get("status") in ("completed", "diverged") else 1)
 
         self._call(close)
         self.run = None
@@ -73,6 +82,16 @@ class WandbMirror:
         except Exception as err:
             log.warning("wandb error, mirroring stopped: %s", err)
             self.run = None
+
+
+def _run_id(run_dir: Path, resume: bool) -> str:
+    """The wandb run id kept in `run_dir`/wandb_id: reused when resuming, new for a fresh run."""
+    path = run_dir / WANDB_ID
+    if resume and path.exists() and (run_id := path.read_text().strip()):
+        return run_id
+    run_id = secrets.token_hex(6)  # wandb ids are [a-z0-9]+
+    atomic_write(path, run_id)
+    return run_id
 
 
 class NoMirror:

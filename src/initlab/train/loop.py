@@ -9,6 +9,7 @@ for the host.
 
 import logging
 import math
+import signal
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ from tqdm import tqdm
 
 from initlab.data import Data
 from initlab.data.batches import Batches
-from initlab.diagnostics.probe import LayerProbe, to_floats
+from initlab.diagnostics.probe import Probe, to_floats
 from initlab.track.records import RunRecords
 from initlab.train.checkpoint import load_checkpoint, save_checkpoint
 from initlab.train.optim import build_optimizer, build_schedule
+from initlab.train.preemption import StopRequest
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 25  # steps between host syncs outside logging steps (progress bar, divergence check)
@@ -31,7 +33,7 @@ SYNC_EVERY = 25  # steps between host syncs outside logging steps (progress bar,
 
 @dataclass
 class Outcome:
-    status: str  # completed | diverged
+    status: str  # completed | diverged | interrupted (running while the loop fills it in)
     steps: int  # steps reached
     metrics: dict = field(default_factory=dict)  # latest value of every logged metric
     reason: str | None = None
@@ -41,24 +43,30 @@ def total_steps(cfg, steps_per_epoch: int) -> int:
     return math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs is not None else cfg.steps
 
 
-def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror) -> Outcome:
+def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror, outcome: Outcome | None = None,
+          stop: StopRequest | None = None) -> Outcome:
+    """Train to the end, to divergence, or to the step boundary after `stop` is requested
+    (last.pt saved there). `outcome` is kept current as it goes (steps reached, latest
+    metrics), so a caller knows how far a run got even when it fails."""
+    outcome = outcome or Outcome("running", 0)
+    stop = stop or StopRequest()
     tc = cfg.train
     batches = Batches(data, cfg.data.batch_size, cfg.seed, cfg.data.augment)
     total = total_steps(tc, batches.steps_per_epoch)
     optimizer = build_optimizer(cfg.optim, model.parameters())
     scheduler = build_schedule(cfg.optim, optimizer, total)
     checkpoint = records.dir / "last.pt"
-    start = load_checkpoint(checkpoint, model, optimizer, scheduler) if tc.resume and checkpoint.exists() else 0
+    start = load_checkpoint(checkpoint, model, optimizer, scheduler) if tc.resume else 0
     if start:
         log.info("resuming from %s at step %d", checkpoint, start)
     records.truncate_metrics(start)
-    probe = LayerProbe(model)
-    outcome = Outcome("completed", total)
+    probe = Probe(model)
     pending: list[Tensor] = []  # losses not yet checked on the host
     bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
                disable=not (tc.progress and sys.stderr.isatty()))
     model.train()
     for step in range(start, total + 1):
+        outcome.steps = step
         x, y = batches(step)
         log_now = step % tc.log_every == 0 or step == total
         with probe.capture() if log_now else nullcontext():
@@ -71,17 +79,18 @@ def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror) -> Out
         record = {}
         if log_now:
             acc = (logits.argmax(1) == y).float().mean()
-            record = {"train/loss": loss, "train/acc": acc, **probe.stats, **probe.grad_norms(), **probe.weight_norms()}
+            record = {"train/loss": loss, "train/acc": acc, **probe.stats}
         if step % tc.eval_every == 0 or step == total:
             record |= evaluate(model, data, cfg.data.eval_batch_size)
         if step < total:
-            before = probe.snapshot() if log_now else None
-            optimizer.step()
+            with probe.update() if log_now else nullcontext():
+                optimizer.step()
             scheduler.step()
             if log_now:
-                record |= probe.update_ratios(before)
+                record |= probe.stats  # now with the update ratios
 
-        if record or len(pending) >= SYNC_EVERY or step == total:
+        stopping = stop.requested and step < total  # read once: a signal may come at any moment
+        if record or stopping or len(pending) >= SYNC_EVERY or step == total:
             losses, first = torch.stack(pending).tolist(), step - len(pending) + 1
             pending = []
             if record:
@@ -96,13 +105,28 @@ def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror) -> Out
             if bad is not None:
                 bar.close()
                 value = losses[bad]
-                return Outcome("diverged", first + bad, outcome.metrics | {"train/loss": value},
-                               f"loss {value} at step {first + bad} (non-finite or > train.diverge_loss={tc.diverge_loss})")
-        if step < total and (step + 1) % tc.ckpt_every == 0:
-            save_checkpoint(checkpoint, step + 1, model, optimizer, scheduler)
-    save_checkpoint(checkpoint, total, model, optimizer, scheduler)
+                outcome.metrics["train/loss"] = value
+                return _ended(outcome, "diverged", first + bad,
+                              f"loss {value} at step {first + bad} (non-finite or > train.diverge_loss={tc.diverge_loss})")
+        if stopping or (step < total and (step + 1) % tc.ckpt_every == 0):
+            _save(records, step + 1, model, optimizer, scheduler)
+        if stopping:
+            bar.close()
+            return _ended(outcome, "interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
+                          "train.resume=true continues from there")
+    _save(records, total, model, optimizer, scheduler)
     bar.close()
+    return _ended(outcome, "completed", total)
+
+
+def _ended(outcome: Outcome, status: str, steps: int, reason: str | None = None) -> Outcome:
+    outcome.status, outcome.steps, outcome.reason = status, steps, reason
     return outcome
+
+
+def _save(records: RunRecords, step: int, model: nn.Module, optimizer, scheduler) -> None:
+    records.sync_metrics()  # last.pt must never be ahead of the metrics on disk
+    save_checkpoint(records.dir / "last.pt", step, model, optimizer, scheduler)
 
 
 @torch.no_grad()

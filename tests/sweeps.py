@@ -1,0 +1,31 @@
+"""Sweeps in this process: `python train.py -m ...` through Hydra's real basic launcher, without
+paying for a new interpreter (and torch import) per sweep."""
+
+import runpy
+import sys
+from pathlib import Path
+
+from hydra.core.global_hydra import GlobalHydra
+
+from cli import REPO
+
+
+def multirun(sweep_dir: Path, *overrides: str) -> int:
+    """Run train.py's multirun into `sweep_dir` as scripts/sweep.py launches it (train.resume=true);
+    the exit code it would end with."""
+    argv = sys.argv
+    sys.argv = ["train.py", "-m", f"hydra.sweep.dir={sweep_dir}", "train.progress=false", "train.resume=true",
+                *overrides]
+    try:
+        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
+    except SystemExit as end:
+        return end.code or 0
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The sweep's job folders, by name."""
+    return sorted(p for p in Path(sweep_dir).iterdir() if (p / ".hydra").is_dir())
