@@ -9,8 +9,7 @@ from hydra.types import RunMode
 
 from initlab.cli import check_train_command
 from initlab.config import register_configs
-from initlab.data.sources import DataError
-from initlab.errors import ConfigError
+from initlab.errors import ConfigError, DataError
 from initlab.run import run
 
 register_configs()

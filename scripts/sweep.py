@@ -12,6 +12,7 @@ any job failed (the table names them), 2 for a mistake in the command line.
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +42,24 @@ def launch(args: list[str]) -> int:
         print(f"{len(plan.jobs)} jobs in {plan.sweep_dir}")
         return 0
     # train.py would plan the same grid again before launching it (seconds for a large grid)
-    proc = subprocess.run([sys.executable, str(TRAIN), "-m", *overrides], env={**os.environ, PLANNED: "1"})
+    returncode = _run_forwarding_signals([sys.executable, str(TRAIN), "-m", *overrides], {**os.environ, PLANNED: "1"})
     table = job_table(plan.sweep_dir)
     print(format_table(table))
-    return 1 if proc.returncode or (table["status"] == "failed").any() else 0
+    return 1 if returncode or (table["status"] == "failed").any() else 0
+
+
+def _run_forwarding_signals(command: list[str], env: dict) -> int:
+    """Run the grid's train.py -m; a SIGTERM or SIGUSR2 sent to sweep.py reaches it too, so its
+    running job checkpoints at the next step and stops (rather than running on, orphaned, and
+    holding its run directory's lock)."""
+    child = subprocess.Popen(command, env=env)
+    forwarded = (signal.SIGTERM, signal.SIGUSR2)
+    previous = {s: signal.signal(s, lambda signum, frame: child.send_signal(signum)) for s in forwarded}
+    try:
+        return child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def status(args: list[str]) -> int:

@@ -140,7 +140,7 @@ def test_values_no_run_can_use_are_refused_before_anything_is_built(overrides, s
         (["init=delta_orthogonal", "model=cnn", "model.channels=2", "dataset=cifar10"],
          "needs out_channels >= in_channels"),
         (["init=dirac", "model=cnn", "init.groups=5"], "'init.groups': 5 — must divide every conv's output channels"),
-        (["init.zero_residual=true"], "'init.zero_residual': True — model=mlp has no residual branches"),
+        (["init.zero_residual=true"], "'init.zero_residual': True — the model has no residual branches"),
         (["init=eye", "model=cnn", "model.lazy=true"], "needs 2-D weights"),
     ],
 )

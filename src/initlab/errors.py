@@ -58,3 +58,15 @@ def did_you_mean(typed: object, values: Iterable[str], section: str = "") -> str
     """'did you mean b? ' for the values closest to `typed`, or '' when none is close."""
     close = difflib.get_close_matches(str(typed), list(values), n=3, cutoff=0.75) if typed is not None else []
     return f"did you mean {' or '.join(f'{section}.{c}' if section else c for c in close)}? " if close else ""
+
+
+class DataError(Exception):
+    """A dataset that cannot be used as found: one line for the user, no traceback."""
+
+
+class DatasetNotFound(DataError):
+    pass
+
+
+class UnsafeDataFile(DataError):
+    """A data file that holds something other than data, or cannot be read as its format."""

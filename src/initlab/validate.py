@@ -22,7 +22,7 @@ from torch import nn
 from initlab.config import MODEL_SCHEMAS
 from initlab.data import DatasetSpec, spec_of
 from initlab.errors import ConfigError, UnknownKey, choices
-from initlab.init.apply import WEIGHT_LAYERS, check_fit, check_scheme_args
+from initlab.init.apply import check_fit, check_scheme_args
 from initlab.init.fan import FanMode
 from initlab.init.gain import Gain, resolve_gain
 from initlab.init.schemes import SCHEMES
@@ -226,12 +226,7 @@ def _check_fit(cfg, spec: DatasetSpec) -> nn.Module:
     has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
     _require(not has_conv or len(spec.input_shape) == 3, "data.input_shape", list(spec.input_shape),
              f"model={cfg.model.name} has 2-D convolutions: needs [channels, height, width]")
-    shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
-    check_fit(cfg.init.scheme, cfg.init, shapes)
-    if cfg.init.zero_residual:
-        branches = any(isinstance(getattr(m, "branch", None), nn.Module) for m in model.modules())
-        _require(branches, "init.zero_residual", True,
-                 f"model={cfg.model.name} has no residual branches (use model=resnet)")
+    check_fit(cfg.init.scheme, cfg.init, model)
     _require(cfg.init.bias_std >= 0, "init.bias_std", cfg.init.bias_std, "must be >= 0")
     return model
 

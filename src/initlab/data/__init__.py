@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from initlab.data.sources import open_split
 
 
 class DatasetSpec(NamedTuple):
@@ -51,6 +50,10 @@ def load_data(cfg, device: torch.device) -> Data:
     if cfg.name.value == "synthetic":
         x_train, y_train, x_test, y_test = _synthetic(cfg)
     else:
+        # Imported here: torchvision takes seconds to import, which a typo's one-line error or an
+        # init-only run should not wait for.
+        from initlab.data.sources import open_split
+
         x_train, y_train = _split_tensors(open_split(cfg.name.value, cfg.root, True, cfg.download))
         x_test, y_test = _split_tensors(open_split(cfg.name.value, cfg.root, False, cfg.download))
     if cfg.subset is not None:

@@ -13,21 +13,11 @@ import numpy as np
 from torchvision import datasets
 from torchvision.datasets.utils import extract_archive
 
+from initlab.errors import DatasetNotFound, UnsafeDataFile
+
 log = logging.getLogger(__name__)
 
 SYSTEM_ROOT = Path("/usr/share/datasets")  # where Debian's dataset-* packages install
-
-
-class DataError(Exception):
-    """A dataset that cannot be used as found: one line for the user, no traceback."""
-
-
-class DatasetNotFound(DataError):
-    pass
-
-
-class UnsafeDataFile(DataError):
-    """A data file that holds something other than data, or cannot be read as its format."""
 
 
 class _CifarUnpickler(pickle.Unpickler):

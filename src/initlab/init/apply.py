@@ -87,7 +87,7 @@ def initialize(
     if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
         raise RuntimeError("lazy modules must be materialised (one forward pass) before init")
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
-    check_fit(scheme, cfg, [tuple(m.weight.shape) for _, m in layers])
+    check_fit(scheme, cfg, model)
     mode = mode or spec.default_mode
     gain = _resolve(gain, model)
     if gain is None and spec.default_gain is not None:
@@ -98,10 +98,7 @@ def initialize(
     for name, module in layers:
         fan_in, fan_out = fans(module.weight)
         target = Target(fan_in, fan_out, mode and fan_for(mode, fan_in, fan_out), gain and gain.value, generator)
-        try:
-            target_std = spec.fn(module.weight, target, **kwargs)
-        except ValueError as err:
-            raise ConfigError("init", scheme, str(err)) from None
+        target_std = spec.fn(module.weight, target, **kwargs)
         records.append(
             InitRecord(name, "weight", list(module.weight.shape), fan_in, fan_out, scheme,
                        mode and mode.value, gain and gain.value, gain and gain.source, target_std)
@@ -117,8 +114,13 @@ def initialize(
     return records
 
 
-def check_fit(scheme: str, params, shapes: list[tuple[int, ...]]) -> None:
-    """The scheme's declared preconditions (schemes.Rule) on its keys and on the weights' shapes."""
+def check_fit(scheme: str, params, model: nn.Module) -> None:
+    """The scheme's declared preconditions (schemes.Rule) on its keys and on the model's weight
+    shapes, and zero_residual's need for residual branches: the one check, shared by
+    `initialize` and the harness's up-front validation (a `meta`-device model costs nothing)."""
+    if params.zero_residual and not residual_branches(model):
+        raise ConfigError("init.zero_residual", True, "the model has no residual branches (use model=resnet)")
+    shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
     for rule in SCHEMES[scheme].requires:
         if not rule.holds(params, shapes):
             value = scheme if rule.key == "init" else params[rule.key.removeprefix("init.")]
@@ -196,13 +198,15 @@ def _zero_residual_branches(model: nn.Module) -> None:
     A residual block exposes its branch as `.branch`; with norm layers the last norm's scale
     is zeroed, otherwise the last weight layer, so each block starts as the identity.
     """
-    branches = [m.branch for m in model.modules() if isinstance(getattr(m, "branch", None), nn.Module)]
-    if not branches:
-        raise ConfigError("init.zero_residual", True, "the model has no residual branches (use model=resnet)")
-    for branch in branches:
+    for branch in residual_branches(model):
         last = [m for m in branch.modules() if isinstance(m, WEIGHT_LAYERS + NORM_LAYERS)][-1]
         with torch.no_grad():
             last.weight.zero_()
+
+
+def residual_branches(model: nn.Module) -> list[nn.Module]:
+    """The residual branches of a model: its blocks expose them as `.branch` (models/resnet.py)."""
+    return [m.branch for m in model.modules() if isinstance(getattr(m, "branch", None), nn.Module)]
 
 
 def measure(model: nn.Module, records: list[InitRecord]) -> None:

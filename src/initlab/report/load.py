@@ -46,8 +46,11 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     keys = list(dict.fromkeys(k for s in settings.values() for k in s))
     axes = [k for k in keys if k != "seed" and len({s.get(k) for s in settings.values()}) > 1]
     jobs = table.drop(columns=["overrides"]).copy()
-    for key in axes + ["seed"]:
+    for key in axes:
         jobs[key] = [_typed(settings[j].get(key)) for j in jobs["job"]]
+    # The seed as typed, else as the run's config says (a grid need not sweep it).
+    jobs["seed"] = [_typed(settings[j]["seed"]) if "seed" in settings[j] else read_config(Path(d)).get("seed")
+                    for j, d in zip(jobs["job"], jobs["dir"])]
     summaries = {j: read_summary(Path(d)) or {} for j, d in zip(jobs["job"], jobs["dir"])}
     for key in FINAL_METRICS:  # null (a non-finite value, or never measured) becomes NaN
         jobs[key] = pd.to_numeric(pd.Series([summaries[j].get(key) for j in jobs["job"]], index=jobs.index),
@@ -67,9 +70,17 @@ def _metrics(job_dir: Path) -> pd.DataFrame:
 
 
 def _weight_records(job_dir: Path) -> list[dict]:
-    path = job_dir / "init.json"
-    records = json.loads(path.read_text()) if path.exists() else []
-    return [r for r in records if r["param"] == "weight" and r["fan_in"] is not None]
+    return [r for r in read_init(job_dir) if r.get("param") == "weight" and r.get("fan_in") is not None]
+
+
+def read_init(job_dir: Path) -> list[dict]:
+    """The job's init.json records; none when it is missing or damaged (its figures then show
+    the measurements without a theory line)."""
+    try:
+        records = json.loads((Path(job_dir) / "init.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return records if isinstance(records, list) and all(isinstance(r, dict) for r in records) else []
 
 
 def _typed(value: str | None):

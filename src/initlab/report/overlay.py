@@ -7,7 +7,6 @@ Var[y_1] = sigma_w1^2 E[x^2] + sigma_b1^2). Gradients are predicted relative to 
 layer's, which the loss sets, and scaled to its measured value there.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from initlab.report.aggregate import layer_profile
-from initlab.report.load import Sweep, read_config
+from initlab.report.load import Sweep, read_config, read_init
 from initlab.theory import MeanField, critical_sigma_w2, mean_field, predict_layers
 
 SIGNIFICANT = 4  # digits of sigma_w^2 that name a grid column (target stds carry float noise)
@@ -60,7 +59,7 @@ def _job_prediction(sweep: Sweep, job, job_dir: Path) -> tuple[np.ndarray, np.nd
     first_act, last_grad = (step0.get(key, np.nan) for key in (f"act_var/{layers[0]}", f"grad_var/{layers[-1]}"))
     if not np.isfinite([first_act, last_grad]).all():
         return None
-    biases = {r["layer"]: r for r in _records(job_dir) if r["param"] == "bias"}
+    biases = {r["layer"]: r for r in read_init(job_dir) if r["param"] == "bias"}
     weight_vars = [r["fan_in"] * _second_moment(r) for r in weights]
     bias_vars = [_second_moment(biases[layer]) if layer in biases else 0.0 for layer in layers]
     input_var = max(first_act - bias_vars[0], 0.0) / weight_vars[0]
@@ -71,10 +70,6 @@ def _job_prediction(sweep: Sweep, job, job_dir: Path) -> tuple[np.ndarray, np.nd
 
 def _has_step0(metrics: pd.DataFrame) -> bool:
     return "step" in metrics and bool((metrics["step"] == 0).any())
-
-
-def _records(job_dir: Path) -> list[dict]:
-    return json.loads((job_dir / "init.json").read_text())
 
 
 def _second_moment(record: dict) -> float:
@@ -151,11 +146,11 @@ def _job_point(job_dir, status: str, acc: float, metrics: pd.DataFrame) -> tuple
     is left out. The growth is the per-layer factor of Var[dL/dy] at init from the last hidden
     layer down to the first, the measured counterpart of chi_1."""
     job_dir = Path(job_dir)
-    if status not in ("completed", "diverged") or not (job_dir / "init.json").exists():
+    records = read_init(job_dir)
+    if status not in ("completed", "diverged") or not records:
         return None
     config = read_config(job_dir)
     model, chance = config["model"], 1 / config["data"]["num_classes"]
-    records = _records(job_dir)
     weights = [r for r in records if r["param"] == "weight" and r["fan_in"] is not None]
     hidden = weights[1:-1]
     sigma_w2 = {_round(r["fan_in"] * _drawn_from(r) ** 2) for r in hidden}

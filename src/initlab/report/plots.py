@@ -55,7 +55,7 @@ class CellStyles:
 
     def of(self, cell) -> dict:
         values = dict(zip(self.axes, cell if isinstance(cell, tuple) else (cell,)))
-        linestyle, marker = self.lines[tuple(values[a] for a in self.style_axes)]
+        linestyle, marker = self.lines[_combo(values[a] for a in self.style_axes)]
         return {"color": self.colours.get(values.get(self.colour_axis), "C0"), "linestyle": linestyle,
                 "marker": marker}
 
@@ -80,9 +80,14 @@ def cell_styles(sweep: Sweep, facet: str | None) -> CellStyles:
     if colour_axis:
         values = _ordered(sweep.jobs[colour_axis])
         colours = dict(zip(values, _palette(values)))
-    combos = list(dict.fromkeys(map(tuple, sweep.jobs[style_axes].itertuples(index=False)))) if style_axes else [()]
+    combos = list(dict.fromkeys(map(_combo, sweep.jobs[style_axes].itertuples(index=False)))) if style_axes else [()]
     lines = {combo: (LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)]) for i, combo in enumerate(combos)}
     return CellStyles(list(sweep.axes), colour_axis, style_axes, colours, lines)
+
+
+def _combo(values) -> tuple:
+    """Axis values as a dict key: a job without the axis (NaN, which equals nothing) becomes None."""
+    return tuple(None if pd.isna(v) else v for v in values)
 
 
 def _ordered(column: pd.Series) -> list:
@@ -200,7 +205,7 @@ def heatmap(sweep: Sweep, out: Path) -> Path | None:
     if facet is None:
         return None
     rows = [a for a in sweep.axes if a != facet]
-    table["row"] = table[rows].astype(str).agg(", ".join, axis=1) if rows else "all"
+    table["row"] = table[rows].astype(object).fillna("–").astype(str).agg(", ".join, axis=1) if rows else "all"
     table["note"] = [_outcome(r) for _, r in table.iterrows()]
     grid = table.pivot_table(index="row", columns=facet, values=metric, sort=False, dropna=False)
     notes = table.pivot(index="row", columns=facet, values="note").reindex(index=grid.index, columns=grid.columns)

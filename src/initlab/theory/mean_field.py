@@ -14,6 +14,7 @@ chi_1 < 1: ordered (c* = 1, gradients vanish); chi_1 > 1: chaotic (c* < 1, gradi
 Schoenholz et al. find that networks train only when their depth is below about 6 xi_c.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -173,6 +174,7 @@ def critical_sigma_w2(activation: str, sigma_b2: float, negative_slope: float = 
     return find_critical(activation, sigma_b2, negative_slope)[0]
 
 
+@functools.lru_cache(maxsize=64)  # a grid's runs share sigma_b^2: the ~1 s search runs once per process
 def find_critical(activation: str, sigma_b2: float, negative_slope: float = 0.01) -> tuple[float | None, str]:
     """(critical sigma_w^2, "") or (None, why there is none)."""
     act = Activation(activation, negative_slope)
