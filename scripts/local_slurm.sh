@@ -61,7 +61,9 @@ start_mariadb() {
         mariadb-install-db --user=mysql --datadir="$STATE/mysql" --skip-test-db >/dev/null
     fi
     if ! running mariadb; then
-        mariadbd --user=mysql --datadir="$STATE/mysql" --skip-networking --socket=/run/mysqld/mysqld.sock \
+        # setsid: mariadbd does not daemonise itself; in its own session it outlives the shell
+        # (or tool job) that started it, like the slurm daemons, which do.
+        setsid mariadbd --user=mysql --datadir="$STATE/mysql" --skip-networking --socket=/run/mysqld/mysqld.sock \
             --pid-file="$(pidfile mariadb)" --log-error="$STATE/mysql/mariadb.log" </dev/null >/dev/null 2>&1 &
         wait_for mariadb 30 mariadb -u root -e "select 1"
     fi
