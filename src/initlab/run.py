@@ -40,29 +40,39 @@ def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
     with records.locked(), StopRequest() as stop:
         outcome, mirror, device, started = Outcome("running", 0), NoMirror(), None, time.time()
         try:
-            if cfg.train.resume and (finished := _finished_before(records, cfg)):
-                return finished
-            records.write_config(cfg)
-            settings = validate(cfg)
+            settings = start(cfg, records)
+            if isinstance(settings, Outcome):
+                return settings  # completed or diverged before: nothing to do
             device = str(settings.device)
-            torch.use_deterministic_algorithms(cfg.train.deterministic)
             model, data = _initialised_model(cfg, settings, records)
             if data is None:
                 outcome.status = "completed"
                 log.info("train.steps=0: initialised only; records in %s", records.dir)
             else:
                 if cfg.logger.backend.value == "wandb":
-                    mirror = WandbMirror(cfg.logger, records.dir, _plain(cfg), records.dir.name, group,
+                    mirror = WandbMirror(cfg.logger, records.dir, plain(cfg), records.dir.name, group,
                                          resume=cfg.train.resume)
                 train(cfg, model, data, records, mirror, outcome, stop)
         except BaseException as err:
-            _record_failure(records, mirror, failure_summary(records, outcome, err, started, device))
+            record_failure(records, mirror, failure_summary(records, outcome, err, started, device))
             raise
-        _close(records, mirror, _summary(outcome, started, device))
+        close_run(records, mirror, run_summary(outcome, started, device))
     log_outcome(outcome)
     if outcome.status == "interrupted":
         stop.forward()
     return outcome
+
+
+def start(cfg, records: RunRecords) -> Settings | Outcome:
+    """What every run (a packed one too) does first, in its locked directory: with train.resume,
+    the earlier outcome if it already finished; else config.yaml written, the config validated
+    (a mistake is recorded as this run's failure), torch's determinism set."""
+    if cfg.train.resume and (finished := finished_before(records, cfg)):
+        return finished
+    records.write_config(cfg)
+    settings = validate(cfg)
+    torch.use_deterministic_algorithms(cfg.train.deterministic)
+    return settings
 
 
 def _initialised_model(cfg, settings: Settings, records: RunRecords) -> tuple[nn.Module, Data | None]:
@@ -110,7 +120,7 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())}"
 
 
-def _summary(outcome: Outcome, started: float, device: str | None) -> dict:
+def run_summary(outcome: Outcome, started: float, device: str | None) -> dict:
     return {"status": outcome.status, "steps": outcome.steps, "wall_s": time.time() - started,
             "reason": outcome.reason, **_final_metrics(outcome.metrics), **provenance(device)}
 
@@ -124,24 +134,25 @@ def failure_summary(records: RunRecords, outcome: Outcome, err: BaseException, s
     failure = {"error": one_line(err)}
     if isinstance(err, NotThisRun):
         failure["previous"] = records.read_summary()
-    return _summary(outcome, started, device) | failure
+    return run_summary(outcome, started, device) | failure
 
 
-def _close(records: RunRecords, mirror, summary: dict) -> None:
+def close_run(records: RunRecords, mirror, summary: dict) -> None:
+    """The run's last words: summary.json, then its wandb run finished with the same summary."""
     records.write_summary(summary)
     mirror.finish(summary)
 
 
-def _record_failure(records: RunRecords, mirror, summary: dict) -> None:
+def record_failure(records: RunRecords, mirror, summary: dict) -> None:
     """Write the failure's summary; if even that fails (a full disk), say so and let the
     original error be the one raised."""
     try:
-        _close(records, mirror, summary)
+        close_run(records, mirror, summary)
     except Exception as err:
         log.error("could not write %s/summary.json (%s)", records.dir, one_line(err))
 
 
-def _finished_before(records: RunRecords, cfg) -> Outcome | None:
+def finished_before(records: RunRecords, cfg) -> Outcome | None:
     """With train.resume: the earlier outcome if this run directory already completed or
     diverged (nothing to do), None if there is work left. A directory that holds a
     different experiment is refused rather than mixed into."""
@@ -149,7 +160,7 @@ def _finished_before(records: RunRecords, cfg) -> Outcome | None:
     if not old_path.exists():
         return None
     try:
-        old, new = OmegaConf.create(read_config(records.dir)), OmegaConf.create(_plain(cfg))
+        old, new = OmegaConf.create(read_config(records.dir)), OmegaConf.create(plain(cfg))
     except DamagedRecord as err:
         raise ConfigError("train.resume", True, f"{err}; start afresh with train.resume=false") from None
     for key in OPERATIONAL:  # how it was launched may change between a run and its resumption
@@ -169,5 +180,6 @@ def _final_metrics(metrics: dict) -> dict:
     return {k: metrics.get(k) for k in FINAL_METRICS}
 
 
-def _plain(cfg) -> dict:
+def plain(cfg) -> dict:
+    """The config as plain data (what config.yaml and wandb's config hold)."""
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

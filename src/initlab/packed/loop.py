@@ -27,7 +27,7 @@ from initlab.packed.optim import StackedOptimizer
 from initlab.packed.stack import StackedMLP, Trace
 from initlab.track.records import RunRecords
 from initlab.train.checkpoint import load_checkpoint
-from initlab.train.loop import SYNC_EVERY, Outcome, _ended, _save, total_steps
+from initlab.train.loop import SYNC_EVERY, Outcome, save_state, total_steps
 from initlab.train.optim import build_optimizer, build_schedule
 from initlab.train.preemption import StopRequest
 
@@ -125,13 +125,13 @@ def _train(members: list[Member], data: Data, start: int, total: int, stop: Stop
             _save_all(alive, step + 1, model, optimizer)
         if stopping:
             for m in alive:
-                _ended(m.outcome, "interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
+                m.outcome.end("interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
                        "train.resume=true continues from there")
             break
     else:
         _save_all(alive, total, model, optimizer)
         for m in alive:
-            _ended(m.outcome, "completed", total)
+            m.outcome.end("completed", total)
     bar.close()
 
 
@@ -152,7 +152,7 @@ def _sync(alive: list[Member], step: int, losses: list[list[float]], record: dic
         bad = next((i for i, v in enumerate(seen) if not math.isfinite(v) or v > limit), None)
         if bad is not None:
             m.outcome.metrics["train/loss"] = seen[bad]
-            _ended(m.outcome, "diverged", first + bad,
+            m.outcome.end("diverged", first + bad,
                    f"loss {seen[bad]} at step {first + bad} (non-finite or > train.diverge_loss={limit})")
             diverged = True
     return diverged
@@ -169,7 +169,7 @@ def _save_all(alive: list[Member], step: int, model: StackedMLP, optimizer: Stac
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
             m.scheduler.last_epoch = step - 1
             m.scheduler.step()  # -> last_epoch = step, and the optimizer's lr as the lone run has it
-        _save(m.records, step, m.model, m.optimizer, m.scheduler)
+        save_state(m.records, step, m.model, m.optimizer, m.scheduler)
 
 
 @torch.no_grad()

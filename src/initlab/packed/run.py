@@ -18,13 +18,12 @@ from omegaconf import OmegaConf
 from initlab.data import load_data
 from initlab.init.schemes import SCHEMES
 from initlab.packed.loop import Member, train_pack
-from initlab.run import (NotThisRun, _close, _finished_before, _plain, _record_failure, _summary, build_initialised,
-                         log_outcome, one_line, write_init)
+from initlab.run import (build_initialised, close_run, failure_summary, log_outcome, plain, record_failure,
+                         run_summary, start, write_init)
 from initlab.track.records import RunRecords, read_metrics
 from initlab.track.wandb_mirror import NoMirror, WandbMirror
 from initlab.train.loop import Outcome
 from initlab.train.preemption import StopRequest
-from initlab.validate import validate
 
 log = logging.getLogger("initlab")
 # What may differ inside a pack; everything else fixes tensor shapes or the loop's schedule.
@@ -35,14 +34,14 @@ PER_RUN_OPTIM = ("lr", "momentum", "nesterov", "weight_decay", "betas", "schedul
 def pack_key(cfg) -> str | None:
     """Runs with equal keys can train as one stack; None for a run that cannot (not an MLP, a
     norm layer, a data-driven init such as LSUV, augmented data, or nothing to train)."""
-    plain = _plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))  # a launcher's job config
-    model = plain["model"]
+    values = plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))  # a launcher's job config
+    model = values["model"]
     if model["name"] != "mlp" or model["norm"] != "none" or SCHEMES[cfg.init.scheme].data_driven or cfg.data.augment:
         return None
     if not (cfg.train.steps or cfg.train.epochs):
         return None
-    shared = {key: value for key, value in plain.items() if key not in (*PER_RUN, "optim")}
-    shared["optim"] = {k: v for k, v in plain["optim"].items() if k not in PER_RUN_OPTIM}
+    shared = {key: value for key, value in values.items() if key not in (*PER_RUN, "optim")}
+    shared["optim"] = {k: v for k, v in values["optim"].items() if k not in PER_RUN_OPTIM}
     return json.dumps(shared, sort_keys=True)
 
 
@@ -81,17 +80,14 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Membe
     held.enter_context(records.locked())
     outcome = Outcome("running", 0)
     try:
-        if cfg.train.resume and (finished := _finished_before(records, cfg)):
-            return finished
-        records.write_config(cfg)
-        settings = validate(cfg)
+        settings = start(cfg, records)
+        if isinstance(settings, Outcome):
+            return settings
         model, init_records = build_initialised(cfg, settings)
         write_init(cfg, records, init_records)
         return Member(cfg, records, outcome, model, str(settings.device))
     except BaseException as err:
-        if not isinstance(err, NotThisRun):  # another run's records stay as they are
-            outcome.status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-            _record_failure(records, NoMirror(), _summary(outcome, started, None) | {"error": one_line(err)})
+        record_failure(records, NoMirror(), failure_summary(records, outcome, err, started, None))
         raise
 
 
@@ -103,14 +99,13 @@ def _train(members: list[Member], group: str | None, started: float, stop: StopR
         train_pack(members, load_data(cfg.data, torch.device(members[0].device)), stop)
     except BaseException as err:
         for m in members:
-            m.outcome.status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
             m.error = err
-            _record_failure(m.records, _mirror(m, group), _summary(m.outcome, started, m.device) | {"error": one_line(err)})
+            record_failure(m.records, _mirror(m, group), failure_summary(m.records, m.outcome, err, started, m.device))
         if not isinstance(err, Exception):
             raise
         return
     for m in members:
-        _close(m.records, _mirror(m, group), _summary(m.outcome, started, m.device))
+        close_run(m.records, _mirror(m, group), run_summary(m.outcome, started, m.device))
         log_outcome(m.outcome, m.records.dir.name)
 
 
@@ -118,7 +113,7 @@ def _mirror(m: Member, group: str | None):
     """The run's wandb run, given the metrics it logged in this process (from step m.start on)."""
     if m.cfg.logger.backend.value != "wandb":
         return NoMirror()
-    mirror = WandbMirror(m.cfg.logger, m.records.dir, _plain(m.cfg), m.records.dir.name, group,
+    mirror = WandbMirror(m.cfg.logger, m.records.dir, plain(m.cfg), m.records.dir.name, group,
                          resume=m.cfg.train.resume)
     for record in read_metrics(m.records.dir):
         if record["step"] >= m.start:

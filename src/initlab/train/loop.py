@@ -38,6 +38,11 @@ class Outcome:
     metrics: dict = field(default_factory=dict)  # latest value of every logged metric
     reason: str | None = None
 
+    def end(self, status: str, steps: int, reason: str | None = None) -> "Outcome":
+        """The run ended `status` at `steps`; the loop returns the outcome it filled in."""
+        self.status, self.steps, self.reason = status, steps, reason
+        return self
+
 
 def total_steps(cfg, steps_per_epoch: int) -> int:
     return math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs is not None else cfg.steps
@@ -106,26 +111,23 @@ def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror, outcom
                 bar.close()
                 value = losses[bad]
                 outcome.metrics["train/loss"] = value
-                return _ended(outcome, "diverged", first + bad,
+                return outcome.end("diverged", first + bad,
                               f"loss {value} at step {first + bad} (non-finite or > train.diverge_loss={tc.diverge_loss})")
         if stopping or (step < total and (step + 1) % tc.ckpt_every == 0):
-            _save(records, step + 1, model, optimizer, scheduler)
+            save_state(records, step + 1, model, optimizer, scheduler)
         if stopping:
             bar.close()
-            return _ended(outcome, "interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
+            return outcome.end("interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
                           "train.resume=true continues from there")
-    _save(records, total, model, optimizer, scheduler)
+    save_state(records, total, model, optimizer, scheduler)
     bar.close()
-    return _ended(outcome, "completed", total)
+    return outcome.end("completed", total)
 
 
-def _ended(outcome: Outcome, status: str, steps: int, reason: str | None = None) -> Outcome:
-    outcome.status, outcome.steps, outcome.reason = status, steps, reason
-    return outcome
-
-
-def _save(records: RunRecords, step: int, model: nn.Module, optimizer, scheduler) -> None:
-    records.sync_metrics()  # last.pt must never be ahead of the metrics on disk
+def save_state(records: RunRecords, step: int, model: nn.Module, optimizer, scheduler) -> None:
+    """last.pt at `step`, after the metrics up to it are on disk (a checkpoint is never ahead
+    of the metrics it resumes)."""
+    records.sync_metrics()
     save_checkpoint(records.dir / "last.pt", step, model, optimizer, scheduler)
 
 
