@@ -261,11 +261,12 @@ def test_a_missing_dataset_is_one_line_naming_all_three_remedies(tmp_path):
 
 def test_the_debian_package_is_named_only_where_one_exists(tmp_path, monkeypatch):
     from initlab.data import sources
+    from initlab.errors import DataError
 
     monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")  # as on a machine without it
-    with pytest.raises(sources.DataError, match=r"apt-get install dataset-fashion-mnist"):
+    with pytest.raises(DataError, match=r"apt-get install dataset-fashion-mnist"):
         sources.open_split("fashion_mnist", str(tmp_path / "root"), True, download=False)
-    with pytest.raises(sources.DataError) as err:
+    with pytest.raises(DataError) as err:
         sources.open_split("cifar10", str(tmp_path / "root"), True, download=False)
     assert "apt-get" not in str(err.value) and "system" in str(err.value)
 
