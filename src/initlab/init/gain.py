@@ -7,7 +7,7 @@ import torch
 
 from initlab.activations import ACTIVATIONS
 from initlab.theory import second_moment
-from initlab.errors import ConfigError, choices
+from initlab.errors import ConfigError, choices, did_you_mean
 
 # Nonlinearities torch.nn.init.calculate_gain knows: the activations' torch names, plus conv.
 TORCH_GAINS = tuple(dict.fromkeys([*(a.torch_gain for a in ACTIVATIONS.values() if a.torch_gain),
@@ -41,7 +41,7 @@ def resolve_gain(value: str | float | None, activation: str, negative_slope: flo
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number < 0:
-        raise ConfigError("gain", value, "a non-negative number, auto, or a nonlinearity; " + choices(TORCH_GAINS))
+        raise ConfigError("gain", value, did_you_mean(text, TORCH_GAINS) + "a non-negative number, auto, or a nonlinearity; " + choices(TORCH_GAINS))
     return Gain(number, "number")
 
 
