@@ -137,7 +137,9 @@ def test_local_gpu_launcher_without_gpus_runs_cpu_workers_in_parallel(tmp_path):
     spans = [_log_span(job / "train.log") for job in job_dirs(tmp_path)]
     assert len(spans) == 4 and all(summary(job)["status"] == "completed" for job in job_dirs(tmp_path))
     overlapping = sum(1 for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1])
-    assert overlapping >= 2  # two slots: jobs ran side by side
+    # Two slots: jobs ran side by side (a serial launcher gives 0). Not >= 2: a log span starts after
+    # the worker's imports, which under load can take longer than a short job's training.
+    assert overlapping >= 1
     assert max(sum(1 for s in spans if s[0] <= t < s[1]) for t, _ in spans) <= 2  # never more than the slots
 
 
