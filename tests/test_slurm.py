@@ -3,11 +3,13 @@
 One torch thread per job (OMP_NUM_THREADS=1): jobs share the node's cores.
 """
 
+import math
 import os
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,18 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     assert metrics(job_dir) == metrics(clean_dir)
 
 
+def steps_per_second(run_dir: Path, *args: str) -> float:
+    """This machine's training speed now, for this config: from train.log's first and last timestamps
+    of a local run (start-up excluded), so a test can size a run in seconds rather than steps."""
+    steps = 10_000
+    subprocess.run([sys.executable, str(REPO / "train.py"), "experiment=smoke", "logger=none", "train.progress=false",
+                    f"hydra.run.dir={run_dir}", *args, f"train.steps={steps}", f"train.eval_every={steps}"],
+                   cwd=REPO, capture_output=True, env=ENV, timeout=600, check=True)
+    stamps = [datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+              for line in (run_dir / "train.log").read_text().splitlines() if line.startswith("[20")]
+    return steps / (stamps[-1] - stamps[0]).total_seconds()
+
+
 @pytest.mark.slow
 def test_a_job_at_its_time_limit_saves_and_submitit_requeues_it_to_resume(tmp_path):
     """SLURM warns with SIGUSR2 (signal_delay_s before timeout_min, up to 30 s earlier); the run
@@ -86,20 +100,23 @@ def test_a_job_at_its_time_limit_saves_and_submitit_requeues_it_to_resume(tmp_pa
     (chained, not replaced) requeues the job, which resumes there. No periodic checkpoint:
     only the signal saves one."""
     # SLURM checks limits every 30 s and warns up to 30 s early: with 2 min and a 60 s delay an
-    # attempt trains ~30-60 s before the warning, so this run (~60 s at 1 ms a step) needs two or more.
-    total, log_every = 60_000, 2000
-    args = ["init=kaiming", "seed=0", f"train.steps={total}", f"train.log_every={log_every}",
-            f"train.eval_every={total}", "train.ckpt_every=1000000", "hydra.launcher.timeout_min=2",
-            "hydra.launcher.signal_delay_s=60", "hydra.launcher.max_num_timeout=10"]
-    proc = subprocess.run(sweep_command(tmp_path, *args), cwd=REPO, capture_output=True, text=True, env=ENV,
+    # attempt trains 25-55 s (after start-up) before the warning. Sized in seconds, not steps (a
+    # quiet machine trains twice as fast as a loaded one), 110 s of training needs two attempts or more.
+    config = ["init=kaiming", "seed=0", "train.ckpt_every=1000000"]
+    log_every = 2000
+    total = log_every * math.ceil(110 * steps_per_second(tmp_path / "calibration", *config) / log_every)
+    args = [*config, f"train.steps={total}", f"train.log_every={log_every}", f"train.eval_every={total}",
+            "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60", "hydra.launcher.max_num_timeout=10"]
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run(sweep_command(sweep_dir, *args), cwd=REPO, capture_output=True, text=True, env=ENV,
                           timeout=1800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    [job_dir] = list(tmp_path.glob("*init=kaiming*"))
-    job_id = lone_job(tmp_path)
+    [job_dir] = list(sweep_dir.glob("*init=kaiming*"))
+    job_id = lone_job(sweep_dir)
     assert "REQUEUED" in " ".join(sacct(job_id, "-D"))
     log = (job_dir / "train.log").read_text()
     assert "SIGUSR2 received" in log and "resuming from" in log
-    submitit_log = "".join(p.read_text() for p in (tmp_path / ".submitit" / job_id).glob("*_log.*"))
+    submitit_log = "".join(p.read_text() for p in (sweep_dir / ".submitit" / job_id).glob("*_log.*"))
     assert "this job is timed-out" in submitit_log and "Requeued job" in submitit_log
     s = summary(job_dir)
     assert s["status"] == "completed" and s["steps"] == total
