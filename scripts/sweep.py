@@ -41,6 +41,7 @@ def launch(args: list[str]) -> int:
             print(f"#{job.num:<3} {' '.join(job.overrides)}\n     -> {job.dir}")
         print(f"{len(plan.jobs)} jobs in {plan.sweep_dir}")
         return 0
+    plan.check_free()
     # train.py would plan the same grid again before launching it (seconds for a large grid)
     returncode = _run_forwarding_signals([sys.executable, str(TRAIN), "-m", *overrides], {**os.environ, PLANNED: "1"})
     table = job_table(plan.sweep_dir)

@@ -23,6 +23,8 @@ from initlab.data import Data
 from initlab.data.batches import Batches
 from initlab.errors import ConfigError
 from initlab.init.schemes import SCHEMES
+from initlab.sweep.plan import plan_sweep
+from initlab.track.records import RunRecords
 from initlab.validate import SEED_RANGE, validate
 
 register_configs()
@@ -330,3 +332,28 @@ def test_status_of_a_folder_without_jobs_is_one_line(tmp_path, capsys):
 def test_report_py_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, says):
     assert exit_code(report_script["main"], [a.format(tmp=tmp_path) for a in args]) == 2
     assert says in one_error_line(capsys.readouterr().err)
+
+
+# --- a run directory in use: refused before Hydra writes into it ----------------------
+
+
+def test_train_py_aimed_at_a_run_directory_in_use_stops_and_touches_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    with RunRecords(run_dir).locked():
+        proc = run_script("train.py", f"hydra.run.dir={run_dir}", "experiment=smoke")
+    assert proc.returncode == 2
+    assert f"'hydra.run.dir': '{run_dir}' — another run (pid {os.getpid()}) is writing" in one_error_line(proc.stderr)
+    assert [p.name for p in run_dir.iterdir()] == [".lock"]  # no .hydra/, no train.log
+
+
+def test_a_grid_with_a_job_folder_in_use_is_refused_whole_but_can_still_be_listed(tmp_path, capsys):
+    args = ["experiment=smoke", f"hydra.sweep.dir={tmp_path}"]
+    busy = plan_sweep(args).jobs[2]
+    with RunRecords(busy.dir).locked():
+        assert exit_code(check_train_command, ["-m", *args]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert f"'{busy.dir}' — another run (pid {os.getpid()}) is writing into it" in line and "(job #2: " in line
+        assert exit_code(sweep_script["main"], args) == 2
+        assert "(job #2: " in one_error_line(capsys.readouterr().err)
+        assert sweep_script["main"]([*args, "--dry-run"]) == 0
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [".lock"]

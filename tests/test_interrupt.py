@@ -20,7 +20,7 @@ import pytest
 from cli import REPO, metrics, summary, train
 from conftest import run_in_process
 from initlab.errors import ConfigError
-from initlab.track.records import is_locked, read_config
+from initlab.track.records import lock_holder, read_config
 
 # A small deterministic CPU run of 300 steps, records every 10 steps, and no periodic
 # checkpoint (ckpt_every > steps): only a stop signal saves one before the end.
@@ -135,7 +135,7 @@ def test_a_stop_signal_is_passed_on_to_the_handler_it_chained(tmp_path):
 def test_a_second_run_into_a_busy_directory_stops_and_touches_nothing(tmp_path):
     first = start(tmp_path, *RUN, "train.steps=1000000", "logger=none")
     try:
-        wait_for(lambda: is_locked(tmp_path) and logged_steps(tmp_path) >= 1)
+        wait_for(lambda: lock_holder(tmp_path) and logged_steps(tmp_path) >= 1)
         before = {name: (tmp_path / name).read_bytes() for name in ("config.yaml", "init.json")}
         second = train(tmp_path, *RUN, "seed=1", check=False)
         assert second.returncode == 2, second.stderr

@@ -12,7 +12,7 @@ from sweeps import job_dirs, multirun
 from initlab.report.load import load_sweep
 from initlab.report.markdown import write_report
 from initlab.sweep.status import format_table, job_table
-from initlab.track.records import (DamagedRecord, RunDirBusy, RunRecords, atomic_write, is_locked, read_config,
+from initlab.track.records import (DamagedRecord, RunDirBusy, RunRecords, atomic_write, lock_holder, read_config,
                                    read_metrics, read_summary)
 from initlab.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -128,11 +128,11 @@ def test_an_unreadable_checkpoint_means_starting_again_from_step_0(tmp_path, cap
 def test_a_second_holder_of_a_run_directory_is_refused(tmp_path):
     first = RunRecords(tmp_path)
     with first.locked():
-        assert is_locked(tmp_path)
+        assert lock_holder(tmp_path) == str(os.getpid())
         with pytest.raises(RunDirBusy, match=f"pid {os.getpid()}"):
             with RunRecords(tmp_path).locked():
                 pass
-    assert not is_locked(tmp_path)
+    assert not lock_holder(tmp_path)
     with RunRecords(tmp_path).locked():  # free again once the first run ends
         pass
     assert [p.name for p in tmp_path.iterdir()] == [".lock"]  # locking wrote no record

@@ -43,6 +43,11 @@ class DamagedRecord(ValueError):
 class RunDirBusy(ConfigError):
     """Another process holds the run directory's lock."""
 
+    @classmethod
+    def held_by(cls, run_dir: Path, holder: str) -> "RunDirBusy":
+        return cls("hydra.run.dir", str(run_dir), f"another run (pid {holder}) is writing into it; "
+                   "wait for it to end or choose another directory")
+
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
@@ -93,9 +98,7 @@ class RunRecords:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-                raise RunDirBusy("hydra.run.dir", str(self.dir), f"another run (pid {holder}) is writing into it; "
-                                 "wait for it to end or choose another directory") from None
+                raise RunDirBusy.held_by(self.dir, _pid(fd)) from None
             except OSError as err:  # a file system without flock (some Lustre mounts)
                 log.warning("cannot lock %s (%s): nothing keeps a second run out of it", self.dir, err)
             else:
@@ -223,26 +226,37 @@ def run_status(run_dir: Path) -> dict:
     if summary is not None:
         return summary
     steps = rows[-1]["step"] if rows else None
-    if is_locked(run_dir):
+    if lock_holder(run_dir):
         return {"status": "running", "steps": steps}
     return {"status": "stopped", "steps": steps, "error": "no summary.json and no process writing: killed, or not started"}
 
 
-def is_locked(run_dir: Path) -> bool:
-    """True while a process holds the run directory's lock (a run is writing into it)."""
+def lock_holder(run_dir: Path) -> str | None:
+    """The pid of the process holding the run directory's lock (a run writing into it), or None."""
     try:
         fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
     except FileNotFoundError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
+        return None
     except BlockingIOError:
-        return True
+        return _pid(fd)
     except OSError:  # no flock on this file system: no run can hold it either
-        return False
+        return None
     finally:
         os.close(fd)
+
+
+def check_free(run_dir: Path) -> None:
+    """Raise RunDirBusy if a run is writing into `run_dir`. Checked before Hydra starts, which
+    writes .hydra/ and train.log into a run directory before the run can take its lock."""
+    if holder := lock_holder(run_dir):
+        raise RunDirBusy.held_by(run_dir, holder)
+
+
+def _pid(fd: int) -> str:
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
 
 
 def provenance(device: str) -> dict:
