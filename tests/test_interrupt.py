@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from cli import REPO, metrics, summary, train
 from conftest import run_in_process
@@ -160,6 +161,10 @@ def test_a_failure_in_the_loop_records_the_step_it_reached_and_no_half_line(tmp_
     assert s["status"] == "failed" and "File too large" in s["error"] and "\n" not in s["error"]
     rows = metrics(tmp_path)  # every line whole
     assert s["steps"] == rows[-1]["step"] + 1 > 0
+    if not torch.cuda.is_available():  # resumed, it fails again before its loop: it still got as far
+        with pytest.raises(ConfigError, match="cuda"):
+            run_in_process(tmp_path, *RUN, "logger=none", "train.log_every=1", "train.resume=true", "device=cuda")
+        assert summary(tmp_path)["status"] == "failed" and summary(tmp_path)["steps"] == s["steps"]
 
 
 def test_errors_before_training_leave_a_failed_summary(tmp_path):

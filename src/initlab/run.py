@@ -40,7 +40,7 @@ def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
     with records.locked(), StopRequest() as stop:
         outcome, mirror, device, started = Outcome("running", 0), NoMirror(), None, time.time()
         try:
-            settings = start(cfg, records)
+            settings = start(cfg, records, outcome)
             if isinstance(settings, Outcome):
                 return settings  # completed or diverged before: nothing to do
             device = str(settings.device)
@@ -63,12 +63,16 @@ def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
     return outcome
 
 
-def start(cfg, records: RunRecords) -> Settings | Outcome:
+def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:
     """What every run (a packed one too) does first, in its locked directory: with train.resume,
-    the earlier outcome if it already finished; else config.yaml written, the config validated
-    (a mistake is recorded as this run's failure), torch's determinism set."""
-    if cfg.train.resume and (finished := finished_before(records, cfg)):
-        return finished
+    the earlier outcome if it already finished, else `outcome` set to the steps reached before
+    (a failure ahead of the resumed loop does not report 0); then config.yaml written, the
+    config validated (a mistake is recorded as this run's failure), torch's determinism set."""
+    if cfg.train.resume and (earlier := earlier_outcome(records, cfg)):
+        if earlier.status in ("completed", "diverged"):
+            log.info("already %s at step %s in %s; nothing to resume", earlier.status, earlier.steps, records.dir)
+            return earlier
+        outcome.steps = earlier.steps
     records.write_config(cfg)
     settings = validate(cfg)
     torch.use_deterministic_algorithms(cfg.train.deterministic)
@@ -152,10 +156,9 @@ def record_failure(records: RunRecords, mirror, summary: dict) -> None:
         log.error("could not write %s/summary.json (%s)", records.dir, one_line(err))
 
 
-def finished_before(records: RunRecords, cfg) -> Outcome | None:
-    """With train.resume: the earlier outcome if this run directory already completed or
-    diverged (nothing to do), None if there is work left. A directory that holds a
-    different experiment is refused rather than mixed into."""
+def earlier_outcome(records: RunRecords, cfg) -> Outcome | None:
+    """What this run's directory says an earlier attempt reached (None if it holds no summary).
+    A directory that holds a different experiment is refused rather than mixed into."""
     old_path = records.dir / "config.yaml"
     if not old_path.exists():
         return None
@@ -170,10 +173,7 @@ def finished_before(records: RunRecords, cfg) -> Outcome | None:
         raise NotThisRun("train.resume", True, f"{records.dir} holds a run with a different config; "
                          "resume with the same overrides or use a new hydra.run.dir")
     summary = records.read_summary()
-    if summary and summary["status"] in ("completed", "diverged"):
-        log.info("already %s at step %s in %s; nothing to resume", summary["status"], summary["steps"], records.dir)
-        return Outcome(summary["status"], summary["steps"], _final_metrics(summary))
-    return None
+    return Outcome(summary["status"], summary.get("steps") or 0, _final_metrics(summary)) if summary else None
 
 
 def _final_metrics(metrics: dict) -> dict:

@@ -80,7 +80,7 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Membe
     held.enter_context(records.locked())
     outcome = Outcome("running", 0)
     try:
-        settings = start(cfg, records)
+        settings = start(cfg, records, outcome)
         if isinstance(settings, Outcome):
             return settings
         model, init_records = build_initialised(cfg, settings)
