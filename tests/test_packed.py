@@ -7,10 +7,12 @@ value agrees to rtol 1e-4 (abs 1e-6) over these tens of steps; init.json is iden
 
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,6 +118,13 @@ def test_the_packed_launcher_runs_a_grid_as_the_local_launcher_does(tmp_path):
     for p, q in zip(packed, local):
         assert (p / ".hydra" / "overrides.yaml").read_text() == (q / ".hydra" / "overrides.yaml").read_text()
         assert_same_records(p, q)
+        assert run_log(p) == run_log(q) and any("completed after 30 steps" in line for line in run_log(p))
+
+
+def run_log(job_dir: Path) -> list[str]:
+    """train.log's lines without their timestamps, or the run's name before a packed run's outcome."""
+    lines = (job_dir / "train.log").read_text().splitlines()
+    return [re.sub(r"^\[[^]]*\]", "", line).replace(f"{job_dir.name}: ", "") for line in lines]
 
 
 @pytest.mark.slow

@@ -64,9 +64,10 @@ def train_pack(members: list[Member], data: Data, stop: StopRequest) -> None:
     starts = {}
     for m in members:
         checkpoint = m.records.dir / "last.pt"
-        m.start = load_checkpoint(checkpoint, m.model, m.optimizer, m.scheduler) if cfg.train.resume else 0
-        if m.start:
-            log.info("resuming from %s at step %d", checkpoint, m.start)
+        with m.records.logging():
+            m.start = load_checkpoint(checkpoint, m.model, m.optimizer, m.scheduler) if cfg.train.resume else 0
+            if m.start:
+                log.info("resuming from %s at step %d", checkpoint, m.start)
         starts.setdefault(m.start, []).append(m)
     for start, group in sorted(starts.items()):  # runs resumed from different steps: one pack each
         _train(group, data, start, total, stop)

@@ -80,11 +80,12 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Membe
     held.enter_context(records.locked())
     outcome = Outcome("running", 0)
     try:
-        settings = start(cfg, records, outcome)
-        if isinstance(settings, Outcome):
-            return settings
-        model, init_records = build_initialised(cfg, settings)
-        write_init(cfg, records, init_records)
+        with records.logging():
+            settings = start(cfg, records, outcome)
+            if isinstance(settings, Outcome):
+                return settings
+            model, init_records = build_initialised(cfg, settings)
+            write_init(cfg, records, init_records)
         return Member(cfg, records, outcome, model, str(settings.device))
     except BaseException as err:
         record_failure(records, NoMirror(), failure_summary(records, outcome, err, started, None))
@@ -106,7 +107,8 @@ def _train(members: list[Member], group: str | None, started: float, stop: StopR
         return
     for m in members:
         close_run(m.records, _mirror(m, group), run_summary(m.outcome, started, m.device))
-        log_outcome(m.outcome, m.records.dir.name)
+        with m.records.logging():
+            log_outcome(m.outcome, m.records.dir.name)
 
 
 def _mirror(m: Member, group: str | None):

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 FINAL_METRICS = ("train/loss", "train/acc", "test/loss", "test/acc")
 PACKAGES = ("initlab", "torch", "torchvision", "hydra-core", "omegaconf", "wandb", "numpy")
 LOCK_FILE = ".lock"
+HYDRA_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # hydra/job_logging/default
 
 
 class DamagedRecord(ValueError):
@@ -107,6 +108,20 @@ class RunRecords:
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    @contextmanager
+    def logging(self) -> Iterator[None]:
+        """initlab's log lines emitted inside also go to this run's train.log, where Hydra's job
+        logging puts a lone run's: a packed run's own lines (init table, resume, outcome) reach it too."""
+        handler = logging.FileHandler(self.dir / "train.log")
+        handler.setFormatter(logging.Formatter(HYDRA_LOG_FORMAT))
+        initlab_log = logging.getLogger("initlab")
+        initlab_log.addHandler(handler)
+        try:
+            yield
+        finally:
+            initlab_log.removeHandler(handler)
+            handler.close()
 
     def write_config(self, cfg) -> None:
         atomic_write(self.dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
