@@ -70,6 +70,7 @@ def test_a_packed_run_records_what_its_lone_run_records(tmp_path, pack):
     assert [o.status for o in outcomes] == ["completed"] * len(pack)
     for p, q in zip(packed, lone):
         assert_same_records(p, q)
+        assert summary(p)["pack_size"] == len(pack) and "pack_size" not in summary(q)  # wall_s: the pack's
         state, want = torch.load(p / "last.pt"), torch.load(q / "last.pt")
         assert state["step"] == want["step"] and state["scheduler"]["last_epoch"] == want["scheduler"]["last_epoch"]
         assert state["model"].keys() == want["model"].keys()

@@ -121,3 +121,5 @@ def test_provenance_names_the_command_that_grew_the_grid_and_the_code(sweep_dir,
     assert f"python scripts/sweep.py {' '.join(GRID)} hydra.sweep.dir=" in text  # how it ran (device=cpu) left out
     sha = json.loads(next(sweep_dir.glob("*/summary.json")).read_text())["git_sha"]
     assert f"git SHA: {sha}" in text and "torch 2." in text
+    seconds = sum(r["wall_s"] for r in records(sweep_dir))
+    assert f"total run time: {seconds / 60:.1f} min" in text

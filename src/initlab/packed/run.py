@@ -101,12 +101,14 @@ def _train(members: list[Member], group: str | None, started: float, stop: StopR
     except BaseException as err:
         for m in members:
             m.error = err
-            record_failure(m.records, _mirror(m, group), failure_summary(m.records, m.outcome, err, started, m.device))
+            summary = failure_summary(m.records, m.outcome, err, started, m.device) | {"pack_size": len(members)}
+            record_failure(m.records, _mirror(m, group), summary)
         if not isinstance(err, Exception):
             raise
         return
     for m in members:
-        close_run(m.records, _mirror(m, group), run_summary(m.outcome, started, m.device))
+        summary = run_summary(m.outcome, started, m.device) | {"pack_size": len(members)}  # wall_s: the pack's
+        close_run(m.records, _mirror(m, group), summary)
         with m.records.logging():
             log_outcome(m.outcome, m.records.dir.name)
 

@@ -84,7 +84,7 @@ def _provenance(sweep: Sweep, out: Path) -> list[str]:
              f"- device: {', '.join(unique('device'))}; host: {', '.join(unique('host'))}",
              f"- runs started: {min(unique('date'))} to {max(unique('date'))}",
              f"- report written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-             f"- total run time: {sum(s.get('wall_s') or 0 for s in summaries) / 60:.1f} min", "",
+             f"- total run time: {_run_time(summaries) / 60:.1f} min", "",
              "### Each cell's runs", ""]
     for values, group in sweep.cells():
         lines.append(f"- {sweep.cell_label(values)}: " + ", ".join(
@@ -92,6 +92,11 @@ def _provenance(sweep: Sweep, out: Path) -> list[str]:
     lines += ["", f"Resolved config of job `{Path(first_job).name}` (the others differ only in their overrides):",
               "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```"]
     return lines
+
+
+def _run_time(summaries: list[dict]) -> float:
+    """Seconds the sweep's runs took; a packed run's wall_s is its whole pack's, shared by `pack_size` runs."""
+    return sum((s.get("wall_s") or 0) / (s.get("pack_size") or 1) for s in summaries)
 
 
 def _sweep_command(sweep: Sweep) -> str:
