@@ -123,3 +123,12 @@ def test_provenance_names_the_command_that_grew_the_grid_and_the_code(sweep_dir,
     assert f"git SHA: {sha}" in text and "torch 2." in text
     seconds = sum(r["wall_s"] for r in records(sweep_dir))
     assert f"total run time: {seconds / 60:.1f} min" in text
+
+
+def test_setup_lists_what_every_run_shares_and_nothing_that_varies_or_says_how_it_ran(report):
+    text = (report / "report.md").read_text()
+    setup = text.split("## Setup")[1].split("\n## ")[0]
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (.*) \|$", setup, flags=re.M))
+    assert rows["model.width"] == "32" and rows["train.steps"] == "40" and rows["optim.name"] == "sgd"
+    assert not {"optim.lr", "init.scheme", "data.name", "seed", "device", "logger.backend"} & rows.keys()
+    assert "data.train_size" not in rows  # data.name varies: synthetic-only sizes are not shared settings

@@ -75,6 +75,9 @@ class DataConfig:
     test_size: int = 2048
 
 
+SYNTHETIC_ONLY = ("data.input_shape", "data.num_classes", "data.train_size", "data.test_size")  # ignored otherwise
+
+
 class OptimName(str, Enum):
     sgd = "sgd"
     adam = "adam"

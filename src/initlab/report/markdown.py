@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from initlab.config import SYNTHETIC_ONLY
 from initlab.report import plots
 from initlab.report.aggregate import STATUSES, cell_table, mean_pm_std
 from initlab.report.claims import claims_for
 from initlab.report.load import Sweep, read_config
 from initlab.report.overlay import predictions, trainability
-from initlab.track.identity import drop_operational
+from initlab.track.identity import drop_operational, is_operational
 
 VERDICT = {True: "agrees", False: "does not agree", None: "not tested"}
 THEORY = "theory vs measured"
@@ -31,6 +32,7 @@ def write_report(sweep: Sweep, out: Path) -> Path:
              f"{len(sweep.jobs)} runs in `{sweep.dir}`; grid axes: "
              f"{', '.join(f'`{a}`' for a in sweep.axes) or 'none'}; seeds: {sorted(sweep.jobs['seed'].unique().tolist())}.",
              ""]
+    lines += _setup(sweep)
     claims = claims_for(experiment, sweep)
     if claims:
         lines += ["## Claims and this reproduction", "", "| claim | evidence (from the runs) | verdict |", "|---|---|---|"]
@@ -53,6 +55,21 @@ def write_report(sweep: Sweep, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _setup(sweep: Sweep) -> list[str]:
+    """What every run shares, from their config.yaml (how they were launched left out): the
+    settings a reader compares with a paper's, beside the grid axes that vary."""
+    configs = [pd.json_normalize(read_config(Path(d)), sep=".") for d in sweep.jobs["dir"]]
+    configs = [c.iloc[0].to_dict() for c in configs if len(c)]
+    shared = {k: v for k, v in configs[0].items() if all(k in c and c[k] == v for c in configs[1:])} if configs else {}
+    unused = SYNTHETIC_ONLY if shared.get("data.name") != "synthetic" else ()
+    rows = [f"| `{k}` | {v} |" for k, v in shared.items() if k != "seed" and k not in unused and not is_operational(k)]
+    if not rows:
+        return []
+    return ["## Setup", "", f"Settings every run shares (from {len(configs)} config.yaml files); the grid axes vary.", "",
+            "<details><summary>all shared settings</summary>", "", "| setting | value |", "|---|---|", *rows, "",
+            "</details>", ""]
 
 
 def _cell_markdown(sweep: Sweep, table: pd.DataFrame) -> list[str]:
