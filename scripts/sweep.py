@@ -10,6 +10,7 @@ completed or diverged and resumes the others from their checkpoints. The exit co
 any job failed (the table names them), 2 for a mistake in the command line.
 """
 
+import ctypes
 import os
 import re
 import signal
@@ -26,6 +27,7 @@ from initlab.sweep.status import format_table, job_table
 
 TRAIN = Path(__file__).resolve().parents[1] / "train.py"
 FLAGS = ("--dry-run", "-h", "--help")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _LAUNCHER = re.compile(r"^([+~]?)launcher([=.])")  # launcher=slurm, launcher.partition=gpu
 
 
@@ -41,7 +43,7 @@ def launch(args: list[str]) -> int:
             print(f"#{job.num:<3} {' '.join(job.overrides)}\n     -> {job.dir}")
         print(f"{len(plan.jobs)} jobs in {plan.sweep_dir}")
         return 0
-    plan.check_free()
+    plan.check_job_dirs()
     # train.py would plan the same grid again before launching it (seconds for a large grid)
     returncode = _run_forwarding_signals([sys.executable, str(TRAIN), "-m", *overrides], {**os.environ, PLANNED: "1"})
     table = job_table(plan.sweep_dir)
@@ -52,8 +54,8 @@ def launch(args: list[str]) -> int:
 def _run_forwarding_signals(command: list[str], env: dict) -> int:
     """Run the grid's train.py -m; a SIGTERM or SIGUSR2 sent to sweep.py reaches it too, so its
     running job checkpoints at the next step and stops (rather than running on, orphaned, and
-    holding its run directory's lock)."""
-    child = subprocess.Popen(command, env=env)
+    holding its run directory's lock). So does sweep.py's death by SIGKILL, on Linux."""
+    child = subprocess.Popen(command, env=env, preexec_fn=_stop_with_parent if sys.platform == "linux" else None)
     forwarded = (signal.SIGTERM, signal.SIGUSR2)
     previous = {s: signal.signal(s, lambda signum, frame: child.send_signal(signum)) for s in forwarded}
     try:
@@ -61,6 +63,11 @@ def _run_forwarding_signals(command: list[str], env: dict) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _stop_with_parent() -> None:
+    """In the child before it runs: SIGTERM it when sweep.py dies (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def status(args: list[str]) -> int:

@@ -357,3 +357,31 @@ def test_a_grid_with_a_job_folder_in_use_is_refused_whole_but_can_still_be_liste
         assert "(job #2: " in one_error_line(capsys.readouterr().err)
         assert sweep_script["main"]([*args, "--dry-run"]) == 0
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [".lock"]
+
+
+def test_a_run_directory_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    assert exit_code(check_train_command, [f"hydra.run.dir={tmp_path / 'taken' / 'run'}"]) == 2
+    assert f"{tmp_path / 'taken'} is not a folder" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder on a read-only bind mount (root's write permission ignores chmod), or a skip."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "--bind", folder, folder], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", folder, folder], check=True, capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", folder], check=True)
+
+
+def test_a_job_folder_that_cannot_be_written_stops_the_grid_before_any_job(read_only, tmp_path, capsys):
+    assert exit_code(check_train_command, [f"hydra.run.dir={read_only / 'run'}"]) == 2
+    assert f"{read_only} is not writable" in one_error_line(capsys.readouterr().err)
+    args = ["experiment=smoke", f"hydra.sweep.dir={read_only}"]
+    assert exit_code(sweep_script["main"], args) == 2
+    assert "is not writable" in (line := one_error_line(capsys.readouterr().err)) and "(job #0: " in line

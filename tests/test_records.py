@@ -155,3 +155,32 @@ def test_status_and_report_show_damaged_and_stopped_runs_rather_than_crash(tmp_p
     assert "damaged: 3" in shown and "stopped: 1" in shown
     out = write_report(load_sweep(sweep), tmp_path / "report")
     assert "damaged" in out.read_text()
+
+
+def test_records_a_trained_run_lost_or_emptied_are_damage_and_a_report_still_reads_the_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert multirun(sweep, "experiment=smoke", "logger=none", "init=xavier", "seed=0,1,2,3,4,5") == 0
+    config_empty, config_gone, metrics_empty, overrides_cut, init_odd, intact = job_dirs(sweep)
+    (config_empty / "config.yaml").write_text("")
+    (config_gone / "config.yaml").unlink()
+    (metrics_empty / "metrics.jsonl").write_text("")
+    (overrides_cut / ".hydra" / "overrides.yaml").write_text("[a: b")
+    (init_odd / "init.json").write_text('[{"param": "weight", "fan_in": "x"}]')
+    table = job_table(sweep).set_index("dir")
+    statuses = [table.loc[str(d), "status"] for d in job_dirs(sweep)]
+    assert statuses == ["damaged"] * 4 + ["completed"] * 2
+    assert "config.yaml" in table.loc[str(config_gone), "error"] and "metrics.jsonl" in table.loc[str(metrics_empty), "error"]
+    assert table.loc[str(overrides_cut), "overrides"] == ["experiment=smoke", "init=xavier", "seed=3"]  # from its name
+    loaded = load_sweep(sweep)
+    assert loaded.axes == []  # no axis made up from the damaged overrides
+    text = write_report(loaded, tmp_path / "report").read_text()
+    assert "| runs | completed | diverged | failed | damaged |" in text and "| 6 | 2 | 0 | 0 | 4 |" in text
+
+
+def test_a_report_of_a_sweep_killed_before_any_run_finished(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert multirun(sweep, "experiment=smoke", "logger=none", "init=xavier", "seed=0,1") == 0
+    for job_dir in job_dirs(sweep):
+        (job_dir / "summary.json").unlink()
+    text = write_report(load_sweep(sweep), tmp_path / "report").read_text()
+    assert "| 2 | 0 | 0 | 0 | 2 |" in text and "runs started: – to –" in text  # 2 stopped

@@ -18,7 +18,8 @@ from cli import REPO, metrics, summary
 from initlab.config import register_configs
 from initlab.sweep.plan import plan_sweep
 from initlab.sweep.status import job_table
-from initlab.track.identity import MAX_NAME, job_dir_name
+from initlab.track.identity import MAX_NAME, identity, identity_from_name, job_dir_name
+from initlab.track.records import lock_holder
 from sweeps import job_dirs, multirun
 
 register_configs()
@@ -49,6 +50,13 @@ def test_a_job_folder_is_named_by_what_the_job_is_never_by_how_it_was_launched()
     assert len(set(names)) == len(jobs)
     for n in names:
         assert "/" not in n and "\\" not in n and ".." not in n and not n.startswith((".", "~")) and len(n) <= MAX_NAME
+    # quotes Hydra reads the same without name no other job; quotes that change the value do
+    assert job_dir_name(["gain='relu'", "init=\"kaiming\""]) == job_dir_name(["gain=relu", "init=kaiming"])
+    assert job_dir_name(["seed='5'"]) != job_dir_name(["seed=5"]) and job_dir_name(["x='null'"]) != job_dir_name(["x=null"])
+    # the name reads back as the job's overrides (a damaged .hydra/overrides.yaml), unless it is a hash
+    for job, n in zip(jobs, names):
+        read_back = identity_from_name(n)
+        assert read_back is None if len(n) == MAX_NAME else identity(read_back) == identity(job)
 
 
 def test_the_dry_run_shows_the_folders_the_launcher_creates_each_job_with_its_own_records_and_wandb_run(
@@ -170,3 +178,20 @@ def test_a_sweep_killed_part_way_and_rerun_ends_as_if_never_interrupted(tmp_path
         assert clean_job.name == resumed_job.name
         assert metrics(resumed_job) == metrics(clean_job)
         assert summary(resumed_job)["test/acc"] == summary(clean_job)["test/acc"]
+
+
+def test_a_sweep_py_killed_outright_stops_its_grid_rather_than_leaving_it_training(tmp_path):
+    """SIGKILL cannot be forwarded: the grid's train.py is told of sweep.py's death by the kernel."""
+    proc = subprocess.Popen([*SWEEP, "experiment=smoke", f"hydra.sweep.dir={tmp_path}", "train.progress=false",
+                             "init=xavier", "seed=0", "train.steps=100000", "train.ckpt_every=1000000"],
+                            cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*/metrics.jsonl")):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    [job_dir] = list(tmp_path.glob("*init=xavier*"))
+    while time.time() < deadline and lock_holder(job_dir):
+        time.sleep(0.05)
+    s = summary(job_dir)
+    assert s["status"] == "interrupted" and 0 < s["steps"] < 100_000 and "SIGTERM" in s["reason"]

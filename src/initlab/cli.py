@@ -23,7 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError, did_you_mean
 from initlab.sweep.plan import CONF, plan_sweep
-from initlab.track.records import check_free
+from initlab.track.records import check_run_dir
 from initlab.validate import validate
 
 # Set by scripts/sweep.py for the train.py it starts: that grid is planned and validated already.
@@ -43,14 +43,14 @@ def check_train_command(argv: list[str]) -> None:
         return
     with one_line_errors(args.overrides):
         if args.multirun or (not args.run and "hydra.mode=MULTIRUN" in args.overrides):
-            plan_sweep(args.overrides).check_free()  # composes and validates every job
+            plan_sweep(args.overrides).check_job_dirs()  # composes and validates every job
             return
         _refuse_sweeps(args.overrides)
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose("train", overrides=args.overrides, return_hydra_config=True)
         if args.cfg is None:
             validate(cfg)
-            check_free(Path(cfg.hydra.run.dir))
+            check_run_dir(Path(cfg.hydra.run.dir))
 
 
 @contextmanager

@@ -6,7 +6,13 @@ import pandas as pd
 from initlab.report.load import Sweep
 from initlab.track.records import FINAL_METRICS
 
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "diverged", "failed")  # always counted; any other status only where a run has it
+
+
+def statuses(sweep: Sweep) -> list[str]:
+    """The status columns of the cell table: STATUSES, then interrupted, stopped, running or
+    damaged where some run is, so that every run is counted in one of them."""
+    return [*STATUSES, *sorted(set(sweep.jobs["status"]) - set(STATUSES))]
 
 
 def cell_table(sweep: Sweep) -> pd.DataFrame:
@@ -17,7 +23,7 @@ def cell_table(sweep: Sweep) -> pd.DataFrame:
         values = values if isinstance(values, tuple) else (values,)
         done = group[group["status"] == "completed"]
         row = dict(zip(sweep.axes, values)) | {"runs": len(group)}
-        row |= {status: int((group["status"] == status).sum()) for status in STATUSES}
+        row |= {status: int((group["status"] == status).sum()) for status in statuses(sweep)}
         row["steps"] = group["steps"].mean()
         for key in FINAL_METRICS:
             finite = done[key].dropna()

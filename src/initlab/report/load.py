@@ -41,10 +41,11 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     table = job_table(Path(sweep_dir))
     if table.empty:
         raise FileNotFoundError(f"no jobs (folders with .hydra/overrides.yaml) in {sweep_dir}")
-    overrides = dict(zip(table["job"], table["overrides"]))
+    overrides = {job: ovr or [] for job, ovr in zip(table["job"], table["overrides"])}
     settings = {job: identity(ovr) for job, ovr in overrides.items()}
-    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
-    axes = [k for k in keys if k != "seed" and len({s.get(k) for s in settings.values()}) > 1]
+    known = [settings[job] for job, ovr in zip(table["job"], table["overrides"]) if ovr is not None]
+    keys = list(dict.fromkeys(k for s in known for k in s))
+    axes = [k for k in keys if k != "seed" and len({s.get(k) for s in known}) > 1]
     jobs = table.drop(columns=["overrides"]).copy()
     for key in axes:
         jobs[key] = [_typed(settings[j].get(key)) for j in jobs["job"]]
@@ -73,6 +74,9 @@ def _weight_records(job_dir: Path) -> list[dict]:
     return [r for r in read_init(job_dir) if r.get("param") == "weight" and r.get("fan_in") is not None]
 
 
+INIT_NUMBERS = ("fan_in", "std", "target_std")  # what the report computes with, beside layer and param
+
+
 def read_init(job_dir: Path) -> list[dict]:
     """The job's init.json records; none when it is missing or damaged (its figures then show
     the measurements without a theory line)."""
@@ -80,7 +84,17 @@ def read_init(job_dir: Path) -> list[dict]:
         records = json.loads((Path(job_dir) / "init.json").read_text())
     except (OSError, ValueError):
         return []
-    return records if isinstance(records, list) and all(isinstance(r, dict) for r in records) else []
+    return records if isinstance(records, list) and all(map(_init_record, records)) else []
+
+
+def _init_record(record) -> bool:
+    """Whether an init.json record holds what the report reads, as numbers where it computes."""
+    return (isinstance(record, dict) and isinstance(record.get("layer"), str) and isinstance(record.get("param"), str)
+            and all(k in record and (record[k] is None or _number(record[k])) for k in INIT_NUMBERS))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _typed(value: str | None):

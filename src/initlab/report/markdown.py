@@ -10,7 +10,7 @@ import yaml
 
 from initlab.config import SYNTHETIC_ONLY
 from initlab.report import plots
-from initlab.report.aggregate import STATUSES, cell_table, mean_pm_std
+from initlab.report.aggregate import cell_table, mean_pm_std, statuses
 from initlab.report.claims import claims_for
 from initlab.report.load import Sweep, read_config
 from initlab.report.overlay import predictions, trainability
@@ -73,11 +73,12 @@ def _setup(sweep: Sweep) -> list[str]:
 
 
 def _cell_markdown(sweep: Sweep, table: pd.DataFrame) -> list[str]:
-    head = [*(a.split(".")[-1] for a in sweep.axes), "runs", *STATUSES, "steps", "train loss", "test acc", THEORY]
+    counted = statuses(sweep)
+    head = [*(a.split(".")[-1] for a in sweep.axes), "runs", *counted, "steps", "train loss", "test acc", THEORY]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.to_dict("records"):  # not iterrows: it turns an all-number row's ints into floats
-        cells = [*(str(r[a]) for a in sweep.axes), str(r["runs"]), *(str(r[s]) for s in STATUSES),
-                 f"{r['steps']:.0f}", mean_pm_std(r["train/loss"], r["train/loss std"]),
+        cells = [*(str(r[a]) for a in sweep.axes), str(r["runs"]), *(str(r[s]) for s in counted),
+                 "–" if np.isnan(r["steps"]) else f"{r['steps']:.0f}", mean_pm_std(r["train/loss"], r["train/loss std"]),
                  mean_pm_std(r["test/acc"], r["test/acc std"]), mean_pm_std(r[THEORY], np.nan)]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -90,7 +91,7 @@ def _experiment(sweep: Sweep) -> str | None:
 
 def _provenance(sweep: Sweep, out: Path) -> list[str]:
     summaries = [s for s in sweep.summaries.values() if s]
-    unique = lambda key: sorted({str(s.get(key)) for s in summaries})  # noqa: E731
+    unique = lambda key: sorted({str(s[key]) for s in summaries if s.get(key) is not None}) or ["–"]  # noqa: E731
     versions = sorted({", ".join(f"{k} {v}" for k, v in s["versions"].items()) for s in summaries if "versions" in s})
     first_job = sweep.jobs["dir"].iloc[0]
     config = read_config(first_job)
@@ -99,7 +100,7 @@ def _provenance(sweep: Sweep, out: Path) -> list[str]:
              "```", "",
              f"- git SHA: {', '.join(unique('git_sha'))}", f"- packages: {'; '.join(versions)}",
              f"- device: {', '.join(unique('device'))}; host: {', '.join(unique('host'))}",
-             f"- runs started: {min(unique('date'))} to {max(unique('date'))}",
+             f"- runs started: {unique('date')[0]} to {unique('date')[-1]}",
              f"- report written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
              f"- total run time: {_run_time(summaries) / 60:.1f} min", "",
              "### Each cell's runs", ""]

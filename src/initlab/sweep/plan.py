@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError
-from initlab.track.records import RunDirBusy, check_free
+from initlab.track.records import check_run_dir
 from initlab.validate import validate
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
@@ -32,13 +32,14 @@ class Plan:
     sweep_dir: Path
     jobs: list[Job]
 
-    def check_free(self) -> None:
-        """Refuse the grid if a run is still writing into one of its job folders (an earlier
-        launch of this sweep): Hydra would rewrite that folder's .hydra/ before the job's lock stops it."""
+    def check_job_dirs(self) -> None:
+        """Refuse the grid if a job's folder cannot be written, or a run is still writing into it
+        (an earlier launch of this sweep): Hydra would fail there, or rewrite that folder's .hydra/
+        before the job's lock stops it."""
         for job in self.jobs:
             try:
-                check_free(job.dir)
-            except RunDirBusy as err:
+                check_run_dir(job.dir)
+            except ConfigError as err:
                 raise err.within(f"job #{job.num}: {' '.join(job.overrides)}") from None
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import yaml
 from hydra.errors import OverrideParseException
 
-from initlab.track.identity import as_overrides, identity
+from initlab.track.identity import as_overrides, identity, identity_from_name
 from initlab.track.records import run_status
 
 COLUMNS = ["overrides", "status", "steps", "train/loss", "test/acc"]
@@ -18,7 +18,8 @@ def job_table(sweep_dir: Path) -> pd.DataFrame:
 
     A folder is named by its job's identity, never by the job's place in a grid, so a rerun with
     a changed grid cannot hand one run's records to another. `overrides` lists that identity
-    (what the job measures, initlab.track.identity; how it was launched left out). Rows follow
+    (what the job measures, initlab.track.identity; how it was launched left out), read back
+    from the folder's name when overrides.yaml is damaged (None if that name is a hash). Rows follow
     the latest grid that ran them. Status and error come from initlab.track.records.run_status:
     a job with no summary.json yet is `running` while a process writes into it, else `stopped`
     (its steps: the last line of metrics.jsonl); `damaged` when a record cannot be read.
@@ -28,7 +29,9 @@ def job_table(sweep_dir: Path) -> pd.DataFrame:
         overrides = _identity(job_dir)
         summary = run_status(job_dir) if overrides is not None else {
             "status": "damaged", "error": f"{job_dir / '.hydra' / 'overrides.yaml'} cannot be read"}
-        rows.append({"job": job_dir.name, "overrides": overrides or [],
+        if overrides is None:  # its identity is also its folder's name
+            overrides = identity_from_name(job_dir.name)
+        rows.append({"job": job_dir.name, "overrides": overrides,
                      **{k: summary.get(k) for k in COLUMNS[1:]}, "dir": str(job_dir),
                      "error": summary.get("error") or summary.get("reason")})
     return pd.DataFrame(rows, columns=["job", *COLUMNS, "dir", "error"])
@@ -38,7 +41,7 @@ def format_table(table: pd.DataFrame) -> str:
     """The table with only the overrides that vary between jobs; the shared ones head it."""
     if table.empty:
         return "no jobs found"
-    lists = list(table["overrides"])
+    lists = [s or [] for s in table["overrides"]]  # None: a damaged job whose name is a hash
     common = [o for o in lists[0] if all(o in s for s in lists)]
     shown = table[COLUMNS].assign(overrides=[" ".join(o for o in s if o not in common) or "-" for s in lists])
     counts = table["status"].value_counts().to_dict()
@@ -52,7 +55,8 @@ def format_table(table: pd.DataFrame) -> str:
 def _identity(job_dir: Path) -> list[str] | None:
     """The job's identity, from the overrides Hydra recorded for it; None when that file is damaged."""
     try:
-        return as_overrides(identity(yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []))
+        overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+        return as_overrides(identity(overrides)) if isinstance(overrides, list) else None
     except (OSError, yaml.YAMLError, OverrideParseException, TypeError):
         return None
 

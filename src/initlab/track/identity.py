@@ -15,9 +15,11 @@ local_gpu's workers, submitit's SLURM workers, where the job config is resolved)
 import hashlib
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 # How a run was launched, not what it measures: each key and everything under it.
@@ -26,6 +28,7 @@ OPERATIONAL = ("logger", "device", "data.root", "data.download", "train.progress
 RESOLVER = "initlab.job_dir"
 NO_OVERRIDES = "defaults"  # the folder of a job that overrides nothing it measures
 MAX_NAME = 200  # characters (all ASCII); file systems allow 255 bytes per path component
+_HASHED = re.compile(rf".{{{MAX_NAME - 17}}}-[0-9a-f]{{16}}")  # a name job_dir_name shortened
 _ESCAPED = re.compile(r"[^A-Za-z0-9_.=+@:\[\]-]|\.(?=\.)")  # kept as typed: these, but no `..`
 
 
@@ -71,6 +74,16 @@ def job_dir_name(overrides: Iterable[str]) -> str:
     return name
 
 
+def identity_from_name(name: str) -> list[str] | None:
+    """The overrides a job folder is named after (job_dir_name read back), for a job whose
+    .hydra/overrides.yaml is damaged; None for a name shortened to a hash."""
+    if name == NO_OVERRIDES:
+        return []
+    if _HASHED.fullmatch(name):
+        return None
+    return [unquote(item) for item in name.split(",")]
+
+
 def register_resolver() -> None:
     """`${initlab.job_dir:${hydra.overrides.task}}` -> job_dir_name of the job's task overrides."""
     OmegaConf.register_new_resolver(RESOLVER, _job_dir_of, replace=True)
@@ -86,6 +99,15 @@ def _percent(match: re.Match) -> str:
 
 
 def _canonical_value(override: Override) -> str | None:
+    """The value as typed, but without quotes Hydra reads the same without (`gain='relu'` is `gain=relu`)."""
     if override.is_delete() and override.value() is None:
         return None  # `~key`: delete whatever it holds
+    value = override.value()
+    if isinstance(value, str) and value:
+        try:
+            plain = OverridesParser.create().parse_override(f"{override.key_or_group}={value}")
+        except OverrideParseException:  # quotes it needs (a `,`, a bracket)
+            plain = None
+        if plain is not None and plain.value() == value and isinstance(plain.value(), str):
+            return plain.get_value_element_as_str()
     return override.get_value_element_as_str()

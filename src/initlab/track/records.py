@@ -222,7 +222,7 @@ def read_config(run_dir: Path) -> dict | None:
         config = OmegaConf.to_container(OmegaConf.load(path))  # OmegaConf's YAML reads 1e-05 as a float
     except Exception as err:  # YAML and OmegaConf errors of many types, an unreadable file
         raise DamagedRecord(f"{path} is unreadable: {' '.join(str(err).split())}") from None
-    if not isinstance(config, dict):
+    if not isinstance(config, dict) or not config:
         raise DamagedRecord(f"{path} holds no config")
     return config
 
@@ -233,17 +233,29 @@ def run_status(run_dir: Path) -> dict:
     directory's lock, else `stopped` (killed before it could write one), with the step of its
     last metrics line."""
     try:
-        read_config(run_dir)
+        config = read_config(run_dir)
         rows = read_metrics(run_dir)
     except DamagedRecord as err:
         return {"status": "damaged", "error": str(err)}
     summary = read_summary(run_dir)
     if summary is not None:
-        return summary
+        return _missing_records(summary, config, rows) or summary
     steps = rows[-1]["step"] if rows else None
     if lock_holder(run_dir):
         return {"status": "running", "steps": steps}
     return {"status": "stopped", "steps": steps, "error": "no summary.json and no process writing: killed, or not started"}
+
+
+def _missing_records(summary: dict, config: dict | None, rows: list[dict]) -> dict | None:
+    """`damaged` when a run that trained (by its summary) lacks the config or metrics it wrote
+    (a run that failed may have stopped before writing them)."""
+    trained = summary["status"] in ("completed", "diverged", "interrupted")
+    missing = [name for name, gone in (("config.yaml", config is None),
+                                       ("metrics.jsonl", not rows and (summary.get("steps") or 0) > 0)) if gone]
+    if trained and missing:
+        return {**summary, "status": "damaged", "error": f"{' and '.join(missing)} missing or empty; "
+                f"summary.json says {summary['status']} after {summary.get('steps')} steps"}
+    return None
 
 
 def lock_holder(run_dir: Path) -> str | None:
@@ -263,9 +275,15 @@ def lock_holder(run_dir: Path) -> str | None:
         os.close(fd)
 
 
-def check_free(run_dir: Path) -> None:
-    """Raise RunDirBusy if a run is writing into `run_dir`. Checked before Hydra starts, which
-    writes .hydra/ and train.log into a run directory before the run can take its lock."""
+def check_run_dir(run_dir: Path) -> None:
+    """Raise a ConfigError if a run could not write into `run_dir`: another run is writing into
+    it (RunDirBusy), or it (not made yet: the folder it would be made in) is not writable.
+    Checked before Hydra starts, which writes .hydra/ and train.log into a run directory before
+    the run can take its lock, and fails with a traceback where it cannot."""
+    existing = next(p for p in (Path(run_dir).absolute(), *Path(run_dir).absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not a folder" if not existing.is_dir() else "is not writable"
+        raise ConfigError("hydra.run.dir", str(run_dir), f"{existing} {what}; choose another directory")
     if holder := lock_holder(run_dir):
         raise RunDirBusy.held_by(run_dir, holder)
 
