@@ -9,7 +9,7 @@ from hydra.types import RunMode
 
 from initlab.cli import check_train_command
 from initlab.config import register_configs
-from initlab.errors import ConfigError, DataError
+from initlab.errors import ConfigError, DataError, JobFailed
 from initlab.run import run
 
 register_configs()
@@ -24,7 +24,7 @@ def main(cfg) -> None:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)  # a user mistake: one line, no traceback
         if multirun:
-            raise  # fail this job only: Hydra goes on with the others and reports it at the end
+            raise JobFailed.of(err) from None  # fail this job only: Hydra goes on with the others
         sys.exit(2)
 
 

@@ -127,6 +127,8 @@ def test_a_failing_job_never_stops_the_others_and_status_names_it_by_its_config(
     # MNIST is not on this machine and may not be downloaded: those jobs fail as they load it.
     assert multirun(tmp_path, "experiment=smoke", "dataset=mnist,synthetic", "init=xavier", "seed=0", "train.steps=10",
                     "logger=none", "data.download=false", f"data.root={tmp_path / 'nodata'}") == 1
+    printed = capsys.readouterr().err
+    assert "error: dataset 'mnist' not found" in printed and "Traceback" not in printed  # a mistake, one line
     table = job_table(tmp_path)
     assert list(table["status"]) == ["failed", "completed"]  # in grid order
     assert sweep_script["main"](["status", str(tmp_path)]) == 0

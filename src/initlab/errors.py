@@ -3,6 +3,8 @@
 import difflib
 from collections.abc import Iterable
 
+from hydra.errors import CompactHydraException
+
 
 class ConfigError(ValueError):
     """A value the user typed cannot run; the message names the key, the value and what is valid.
@@ -70,3 +72,13 @@ class DatasetNotFound(DataError):
 
 class UnsafeDataFile(DataError):
     """A data file that holds something other than data, or cannot be read as its format."""
+
+
+class JobFailed(CompactHydraException):
+    """A user mistake (ConfigError, DataError) that failed one job of a multirun. Hydra goes on
+    with the other jobs and at the end reports the first failed one with this line, not a traceback."""
+
+    @classmethod
+    def of(cls, err: BaseException) -> BaseException:
+        """What a failed job hands Hydra: a user mistake as one line; anything else, with its traceback."""
+        return cls(str(err)) if isinstance(err, (ConfigError, DataError)) else err

@@ -64,6 +64,7 @@ class PackedLauncher(Launcher):
         return ret
 
     def _run_pack(self, configs: dict[int, DictConfig]) -> dict[int, JobReturn]:
+        from initlab.errors import JobFailed
         from initlab.packed import run_pack
 
         prepared = {idx: self._run_job(config, _job_folder) for idx, config in configs.items()}
@@ -74,7 +75,7 @@ class PackedLauncher(Launcher):
         for (idx, ret), outcome in zip(ready.items(), outcomes):
             if isinstance(outcome, BaseException):
                 print(f"error: {outcome}", file=sys.stderr)  # as train.py reports a failed job
-                prepared[idx] = dataclasses.replace(ret, status=JobStatus.FAILED, _return_value=outcome)
+                prepared[idx] = dataclasses.replace(ret, status=JobStatus.FAILED, _return_value=JobFailed.of(outcome))
             else:
                 prepared[idx] = dataclasses.replace(ret, _return_value=outcome)
         return prepared
