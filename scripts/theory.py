@@ -1,6 +1,6 @@
 """Mean-field signal propagation at the command line (Poole et al. 2016; Schoenholz et al. 2017).
 
-    python scripts/theory.py activation=tanh sigma_w2=1.5 sigma_b2=0.05 [negative_slope=0.01] [--json]
+    python scripts/theory.py activation=tanh sigma_w2=1.5 sigma_b2=0.05 [negative_slope=0.01] [q_start=1] [--json]
     python scripts/theory.py activation=tanh sigma_b2=0.05 critical=true [--json]
     python scripts/theory.py phase activation=tanh [sigma_w2=[0.5,4]] [sigma_b2=[0,0.5]] [points=25] [out=FILE.png]
 
@@ -34,6 +34,7 @@ class PointArgs:
     sigma_w2: float | None = None  # required unless critical=true
     sigma_b2: float = 0.0
     negative_slope: float = 0.01
+    q_start: float = 1.0  # the variance the map starts from (a network's first layer's): picks q* where there are two
     critical: bool = False
 
 
@@ -82,7 +83,8 @@ def point(args: list[str], as_json: bool) -> None:
     if cfg.sigma_w2 is None:
         raise ConfigError("sigma_w2", None, "a number >= 0 (fan_in * Var[W]), or critical=true")
     _non_negative(cfg, "sigma_w2")
-    mf = mean_field(cfg.activation, cfg.sigma_w2, cfg.sigma_b2, cfg.negative_slope)
+    _non_negative(cfg, "q_start")
+    mf = mean_field(cfg.activation, cfg.sigma_w2, cfg.sigma_b2, cfg.negative_slope, cfg.q_start)
     if as_json:
         print(json.dumps(mf.as_dict()))
         return

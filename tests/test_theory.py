@@ -8,7 +8,7 @@ import torch
 
 from initlab.activations import ACTIVATIONS, activation_module
 from initlab.theory import (correlation_map, critical_sigma_w2, find_critical, mean_field, predict_layers,
-                            second_moment, variance_map)
+                            run_theory, second_moment, variance_map)
 from initlab.theory.gauss import Activation, expect_pair
 
 SMOOTH = ("tanh", "sigmoid", "gelu", "silu", "softplus")
@@ -122,7 +122,25 @@ def test_undefined_quantities_say_why():
     for activation in ("relu", "leaky_relu", "linear"):
         value, why = find_critical(activation, 0.05)
         assert value is None and "diverges" in why
-    assert mean_field("tanh", 1.76, 0.05).as_dict()["undefined"]["xi_c"].startswith("critical")
+    near = mean_field("tanh", 1.76, 0.05)  # critical, just on the ordered side: xi_c is finite, ~4900 layers
+    assert near.phase == "critical" and near.xi_c > 1000 and near.within_depth_bound(10_000)
+    above = mean_field("tanh", critical_sigma_w2("tanh", 0.05) * 1.0002, 0.05)
+    assert above.phase == "critical" and above.undefined["xi_c"].startswith("critical") and above.within_depth_bound(10**6)
+    power_law = mean_field("tanh", 1.0, 0.0)  # q* = 0 with chi_1 = 1: no exponential depth scale at all
+    assert power_law.xi_q is None and "power law" in power_law.undefined["xi_q"] and "power law" in power_law.undefined["xi_c"]
+
+
+def test_where_the_variance_map_has_two_fixed_points_q_star_is_the_one_the_network_reaches():
+    """GELU at sigma_w^2 = 2.2: a stable q* ~ 0.156 below an unstable fixed point near q ~ 1.2."""
+    below, above = mean_field("gelu", 2.2, 0.05, q_start=1.0), mean_field("gelu", 2.2, 0.05, q_start=2.25)
+    assert below.q_star == pytest.approx(0.1563, abs=1e-3) and below.phase == "ordered"
+    assert above.q_star is None and "from q = 2.25" in above.undefined["q_star"]
+    layers = predict_layers("gelu", [2.2] * 30, [0.05] * 30, 1.0).act_var  # what a network starting at 2.25 does
+    assert layers[-1] > 5 * layers[0]
+    records = [{"layer": f"l{i}", "param": "weight", "fan_in": 100, "std": 0.1483, "target_std": 0.1483,
+                "mean": 0.0, "shape": [100, 100], "scheme": "kaiming"} for i in range(10)]
+    theory = run_theory("mlp", "gelu", 0.01, records)  # its first layer: q_1 = 100 * 0.1483^2 * 1 = 2.2
+    assert theory["q_start"] == pytest.approx(2.2, rel=1e-3) and theory["phase"] is None
 
 
 def _wide_network(activation, weight_vars, bias_vars, widths, input_var, batch=128, seed=0):

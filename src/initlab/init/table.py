@@ -20,7 +20,7 @@ def format_table(records: list[InitRecord], theory: dict | None = None) -> str:
 
 
 _MEANING = {"ordered": "gradients shrink by chi_1 per layer", "chaotic": "gradients grow by chi_1 per layer",
-            "critical": "signals and gradients keep their size"}
+            "critical": "gradients keep their size"}
 
 
 def phase_line(theory: dict) -> str:

@@ -48,10 +48,17 @@ class MeanField:
     xi_c: float | None
     phase: str | None  # "ordered" | "critical" | "chaotic"
     undefined: dict[str, str] = field(default_factory=dict)
+    q_start: float = 1.0  # the variance the map is iterated from (a network's first layer's)
 
     def depth_bound(self, k: float = DEPTH_FACTOR) -> float | None:
         """The deepest network the theory expects to train: k xi_c."""
         return None if self.xi_c is None else k * self.xi_c
+
+    def within_depth_bound(self, depth: int) -> bool | None:
+        """Whether `depth` layers are within k xi_c: always at criticality (xi_c diverges), unknown
+        where xi_c is undefined otherwise."""
+        bound = self.depth_bound()
+        return depth <= bound if bound is not None else True if self.phase == "critical" else None
 
     def as_dict(self) -> dict:
         return asdict(self) | {"depth_bound": self.depth_bound()}
@@ -78,33 +85,45 @@ def correlation_map(act: Activation, sigma_w2: float, sigma_b2: float, q: float,
         sigma_w2 * expect_pair(act.phi, act.phi, q, 1.0) + sigma_b2)
 
 
-def mean_field(activation: str, sigma_w2: float, sigma_b2: float, negative_slope: float = 0.01) -> MeanField:
-    """All mean-field quantities at (sigma_w^2, sigma_b^2); see the module docstring."""
+def mean_field(activation: str, sigma_w2: float, sigma_b2: float, negative_slope: float = 0.01,
+               q_start: float = 1.0) -> MeanField:
+    """All mean-field quantities at (sigma_w^2, sigma_b^2); see the module docstring. q* is the
+    fixed point the variance map reaches from `q_start` (a network's first-layer variance): where
+    the map has several (GELU, SiLU at some sigma_w^2), which one a network settles at depends on it."""
     act = Activation(activation, negative_slope)
     undefined: dict[str, str] = {}
-    q_star, why = fixed_variance(act, sigma_w2, sigma_b2)
+    q_star, why = fixed_variance(act, sigma_w2, sigma_b2, q_start)
     if q_star is None:
         names = ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c", "phase")
-        return MeanField(activation, sigma_w2, sigma_b2, *[None] * 7, undefined=dict.fromkeys(names, why))
+        return MeanField(activation, sigma_w2, sigma_b2, *[None] * 7, undefined=dict.fromkeys(names, why),
+                         q_start=q_start)
     chi_1 = _chi_1(act, sigma_w2, q_star)
-    slope_q = chi_1 + float(sigma_w2 * expect(lambda x: act.d2(x) * act.phi(x), max(q_star, _Q_TINY)))
-    xi_q = _depth_scale(slope_q, "xi_q", "dq'/dq at q*", undefined)
     phase = "critical" if abs(chi_1 - 1) <= CRITICAL_TOL else "ordered" if chi_1 < 1 else "chaotic"
+    slope_q = chi_1 + float(sigma_w2 * expect(lambda x: act.d2(x) * act.phi(x), max(q_star, _Q_TINY)))
+    if q_star == 0.0 and phase == "critical":  # dq'/dq = 1 at q* = 0: q decays as a power law, not exponentially
+        undefined["xi_q"] = "q* = 0 with chi_1 = 1: q decays to 0 as a power law of depth, so xi_q diverges"
+        xi_q = None
+    else:
+        xi_q = _depth_scale(slope_q, "xi_q", "dq'/dq at q*", undefined)
     c_star = chi_c = xi_c = None
     if q_star == 0.0:
-        why = ("q* = 0: the signal itself vanishes with depth (by chi_1 per layer); the correlation "
+        how = "as a power law" if phase == "critical" else "by chi_1 per layer"
+        why = (f"q* = 0: the signal itself vanishes with depth ({how}); the correlation "
                "of a vanishing signal is not set by a fixed point")
         undefined |= dict.fromkeys(("c_star", "chi_c", "xi_c"), why)
     elif phase == "chaotic":
         c_star = _fixed_correlation(act, sigma_w2, sigma_b2, q_star)
         chi_c = float(sigma_w2 * expect_pair(act.d1, act.d1, q_star, c_star))
         xi_c = _depth_scale(chi_c, "xi_c", "chi_c*", undefined)
-    else:  # c = 1 is stable, and the correlation map's slope there is chi_1
+    else:  # c = 1 is stable (or, within CRITICAL_TOL above chi_1 = 1, c* is 1 to many digits): slope chi_1
         c_star, chi_c = 1.0, chi_1
-        xi_c = _depth_scale(chi_c, "xi_c", "chi_c*", undefined) if phase == "ordered" else None
-        if phase == "critical":
-            undefined["xi_c"] = f"critical (|chi_1 - 1| <= {CRITICAL_TOL}): xi_c diverges"
-    return MeanField(activation, sigma_w2, sigma_b2, q_star, c_star, chi_1, chi_c, xi_q, xi_c, phase, undefined)
+        if chi_1 < 1:
+            xi_c = _depth_scale(chi_c, "xi_c", "chi_c*", undefined)
+        else:
+            undefined["xi_c"] = (f"critical (chi_1 within {CRITICAL_TOL} above 1): xi_c diverges at chi_1 = 1 "
+                                 f"and exceeds ~{1 / CRITICAL_TOL:.0f} layers here")
+    return MeanField(activation, sigma_w2, sigma_b2, q_star, c_star, chi_1, chi_c, xi_q, xi_c, phase, undefined,
+                     q_start)
 
 
 def _chi_1(act: Activation, sigma_w2: float, q: float) -> float:
@@ -112,28 +131,29 @@ def _chi_1(act: Activation, sigma_w2: float, q: float) -> float:
     return float(sigma_w2 * expect(lambda x: act.d1(x) ** 2, max(q, _Q_TINY)))
 
 
-def fixed_variance(act: Activation, sigma_w2: float, sigma_b2: float) -> tuple[float | None, str]:
-    """(q*, "") for the fixed point that iterating the variance map from q = 1 reaches, or
+def fixed_variance(act: Activation, sigma_w2: float, sigma_b2: float, q_start: float = 1.0) -> tuple[float | None, str]:
+    """(q*, "") for the fixed point that iterating the variance map from q_start reaches, or
     (None, why) when there is none: q grows without bound, or every q is a fixed point."""
-    gap = variance_map(act, sigma_w2, sigma_b2, _Q_GRID) - _Q_GRID  # > 0: q grows
-    if np.all(np.abs(gap) <= 1e-9 * _Q_GRID):
+    grid = np.union1d(_Q_GRID, [q_start])
+    gap = variance_map(act, sigma_w2, sigma_b2, grid) - grid  # > 0: q grows
+    if np.all(np.abs(gap) <= 1e-9 * grid):
         return None, ("every q is a fixed point of the variance map (Var[y] neither grows nor shrinks): "
                       "q* is not determined and there is no order-to-chaos transition at finite q*")
-    start = int(np.searchsorted(_Q_GRID, 1.0))
-    if gap[start] > 0:  # q grows to the first point above 1 where the gap turns negative
+    start = int(np.searchsorted(grid, q_start))
+    if gap[start] > 0:  # q grows to the first point above q_start where the gap turns negative
         above = np.flatnonzero(gap[start:] <= 0)
         if not len(above):
-            return None, (f"q* diverges: sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 > q up to q = {_Q_GRID[-1]:.0e}, "
-                          "so activations grow without bound layer by layer")
+            return None, (f"q* diverges: sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 > q from q = {q_start:.3g} up to "
+                          f"{grid[-1]:.0e}, so activations grow without bound layer by layer")
         hi = start + above[0]
         lo = hi - 1
-    else:  # q shrinks to the last point below 1 where the gap is still non-negative
+    else:  # q shrinks to the last point below q_start where the gap is still non-negative
         below = np.flatnonzero(gap[: start + 1] >= 0)
         lo = below[-1]
         if gap[lo] == 0:
-            return float(_Q_GRID[lo]), ""
+            return float(grid[lo]), ""
         hi = lo + 1
-    return _root(lambda q: variance_map(act, sigma_w2, sigma_b2, q) - q, _Q_GRID[lo], _Q_GRID[hi]), ""
+    return _root(lambda q: variance_map(act, sigma_w2, sigma_b2, q) - q, grid[lo], grid[hi]), ""
 
 
 def _fixed_correlation(act: Activation, sigma_w2: float, sigma_b2: float, q_star: float) -> float:

@@ -11,6 +11,7 @@ from initlab.theory.gauss import Activation, expect
 from initlab.theory.mean_field import DEPTH_FACTOR, find_critical, mean_field, variance_map
 
 SHARED_TOL = 0.05  # hidden layers whose sigma_w^2 differ by more than this (relative) do not share one
+INPUT_VAR = 1.0  # E[x^2] of an input feature: initlab standardises every dataset per channel
 _MEAN_SIGMAS = 4.0  # a parameter mean beyond 4 standard errors from 0 is not zero-mean
 
 
@@ -66,12 +67,14 @@ def run_theory(model: str, activation: str, negative_slope: float, records: list
             f"the hidden layers' sigma_w^2 differ ({min(sigma_w2):.4g} to {max(sigma_w2):.4g}); the phase "
             "is defined for one shared sigma_w^2")}
     biases = {r["layer"]: r for r in records if r["param"] == "bias"}
-    sigma_b2 = [_std(biases[r["layer"]]) ** 2 if r["layer"] in biases else 0.0 for r in hidden]
+    bias_var = lambda layer: _std(biases[layer]) ** 2 if layer in biases else 0.0  # noqa: E731
+    sigma_b2 = [bias_var(r["layer"]) for r in hidden]
     w2, b2 = sum(sigma_w2) / len(sigma_w2), sum(sigma_b2) / len(sigma_b2)
-    mf = mean_field(activation, w2, b2, negative_slope)
-    bound = mf.depth_bound()
+    first = weights[0]  # its output's variance is where the hidden layers' variance map starts
+    q_1 = first["fan_in"] * _std(first) ** 2 * INPUT_VAR + bias_var(first["layer"])
+    mf = mean_field(activation, w2, b2, negative_slope, q_start=q_1)
     return head | {"predicted": True, "depth": len(weights), "layers": [r["layer"] for r in hidden]} | mf.as_dict() | {
-        "k": DEPTH_FACTOR, "within_depth_bound": None if bound is None else len(weights) <= bound,
+        "k": DEPTH_FACTOR, "within_depth_bound": mf.within_depth_bound(len(weights)),
         "critical_sigma_w2": find_critical(activation, b2, negative_slope)[0]}
 
 
