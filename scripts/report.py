@@ -12,6 +12,7 @@ from initlab.cli import ArgumentParser, print_error, sweep_folder
 from initlab.errors import ConfigError
 from initlab.report.load import load_sweep
 from initlab.report.markdown import write_report
+from initlab.track.records import check_writable
 
 
 def main(argv: list[str]) -> int:
@@ -20,9 +21,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="where report.md and the figures go (default: the sweep folder)")
     args = parser.parse_args(argv)
     try:
-        if args.out is not None and args.out.exists() and not args.out.is_dir():
-            raise ConfigError("--out", str(args.out), "is a file; must be a folder (created if missing)")
+        if args.out is not None:
+            check_writable("--out", args.out)
         sweep = load_sweep(sweep_folder(args.sweep_dir))
+        check_writable("--out", args.out or sweep.dir)
     except (ConfigError, FileNotFoundError) as err:  # FileNotFoundError: a folder without job folders
         return print_error(str(err))
     path = write_report(sweep, args.out or Path(args.sweep_dir))

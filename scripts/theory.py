@@ -11,6 +11,7 @@ object); critical=true prints the sigma_w2 where chi_1 = 1; `phase` draws xi_c o
 """
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from initlab.activations import ACTIVATIONS
 from initlab.errors import ConfigError, choices
 from initlab.theory import find_critical, mean_field
+from initlab.track.records import check_writable
 
 USAGE = __doc__.split("\n\n")[1]
 _LABELS = (("q_star", "q*"), ("c_star", "c*"), ("chi_1", "chi_1"), ("chi_c", "chi_c*"), ("xi_q", "xi_q"),
@@ -62,7 +64,7 @@ def parse(schema: type, args: list[str]):
     except ValidationError as err:
         raise ConfigError(err.full_key, err.value, _expected(schema.__dataclass_fields__[err.full_key].type)) from None
     if cfg.activation not in ACTIVATIONS:
-        raise ConfigError("activation", cfg.activation, choices(ACTIVATIONS))
+        raise ConfigError("activation", cfg.activation, choices(ACTIVATIONS, cfg.activation))
     return cfg
 
 
@@ -73,6 +75,7 @@ def _expected(kind) -> str:
 def point(args: list[str], as_json: bool) -> None:
     cfg = parse(PointArgs, args)
     _non_negative(cfg, "sigma_b2")
+    _finite(cfg, "negative_slope")
     if cfg.critical:
         value, why = find_critical(cfg.activation, cfg.sigma_b2, cfg.negative_slope)
         result = {"activation": cfg.activation, "sigma_b2": cfg.sigma_b2, "critical_sigma_w2": value} | (
@@ -107,19 +110,28 @@ def phase(args: list[str]) -> None:
     cfg = parse(PhaseArgs, args)
     for key in ("sigma_w2", "sigma_b2"):
         low_high = list(cfg[key])
-        if len(low_high) != 2 or not 0 <= low_high[0] < low_high[1]:
-            raise ConfigError(key, low_high, "[low,high] with 0 <= low < high")
+        if len(low_high) != 2 or not 0 <= low_high[0] < low_high[1] < math.inf:
+            raise ConfigError(key, low_high, "[low,high] with 0 <= low < high, finite")
     if cfg.points < 2:
         raise ConfigError("points", cfg.points, "an integer >= 2")
+    _finite(cfg, "negative_slope")
+    out = Path(cfg.out or f"phase_{cfg.activation}.png")
+    if out.suffix != ".png" or out.is_dir():
+        raise ConfigError("out", cfg.out, "a .png file to write the diagram to")
+    check_writable("out", out.parent)
     w, b = (np.linspace(*cfg[key], cfg.points) for key in ("sigma_w2", "sigma_b2"))
     grid = phase_grid(cfg.activation, w, b, cfg.negative_slope)
-    path = draw_phase_diagram(grid, Path(cfg.out or f"phase_{cfg.activation}.png"))
-    print(f"wrote {path}")
+    print(f"wrote {draw_phase_diagram(grid, out)}")
 
 
 def _non_negative(cfg, key: str) -> None:
-    if cfg[key] < 0:
-        raise ConfigError(key, cfg[key], "a number >= 0 (a variance)")
+    if not 0 <= cfg[key] < math.inf:
+        raise ConfigError(key, cfg[key], "a finite number >= 0 (a variance)")
+
+
+def _finite(cfg, key: str) -> None:
+    if not math.isfinite(cfg[key]):
+        raise ConfigError(key, cfg[key], "a finite number")
 
 
 def main(argv: list[str]) -> int:

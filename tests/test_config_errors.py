@@ -325,7 +325,8 @@ def test_status_of_a_folder_without_jobs_is_one_line(tmp_path, capsys):
         ([], "the following arguments are required: sweep_dir"),
         (["/nonexistent/sweep"], "'sweep folder': '/nonexistent/sweep' — no such folder"),
         (["{tmp}"], "no jobs"),
-        (["{tmp}", "--out", "/etc/hostname"], "'--out': '/etc/hostname' — is a file"),
+        (["{tmp}", "--out", "/etc/hostname"], "'--out': '/etc/hostname' — /etc/hostname is not a folder"),
+        (["{tmp}", "--out", "/proc/x"], "'--out': '/proc/x' — /proc is not writable"),
         (["{tmp}", "--outdir", "x"], "unrecognized arguments: --outdir"),
     ],
 )
@@ -359,10 +360,18 @@ def test_a_grid_with_a_job_folder_in_use_is_refused_whole_but_can_still_be_liste
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [".lock"]
 
 
-def test_a_run_directory_that_is_a_file_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("args, says", [
+    (["hydra.run.dir={tmp}/taken/run"], "{tmp}/taken is not a folder"),
+    (["hydra.run.dir=/proc/x"], "/proc is not writable"),
+    (["hydra.run.dir="], "a folder of its own: this would write into the current one"),
+    (["-m", "seed=0,1", "hydra.sweep.dir="], "'hydra.sweep.dir': '.' — a folder of its own"),
+    (["-m", "seed=0,1", "hydra.sweep.dir={tmp}/taken"], "{tmp}/taken is not a folder"),
+])
+def test_a_run_or_sweep_folder_that_cannot_be_written_is_one_line(tmp_path, capsys, args, says):
     (tmp_path / "taken").write_text("")
-    assert exit_code(check_train_command, [f"hydra.run.dir={tmp_path / 'taken' / 'run'}"]) == 2
-    assert f"{tmp_path / 'taken'} is not a folder" in one_error_line(capsys.readouterr().err)
+    assert exit_code(check_train_command, [a.format(tmp=tmp_path) for a in args]) == 2
+    assert says.format(tmp=tmp_path) in one_error_line(capsys.readouterr().err)
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
 @pytest.fixture

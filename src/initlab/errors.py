@@ -57,8 +57,10 @@ def choices(values: Iterable, typed: object = None, noun: str = "choices", secti
 
 
 def did_you_mean(typed: object, values: Iterable[str], section: str = "") -> str:
-    """'did you mean b? ' for the values closest to `typed`, or '' when none is close."""
-    close = difflib.get_close_matches(str(typed), list(values), n=3, cutoff=0.75) if typed is not None else []
+    """'did you mean b? ' for the values closest to `typed` (case aside: ReLU is relu), or '' when none is close."""
+    lowered = {v.lower(): v for v in values}
+    close = [lowered[c] for c in difflib.get_close_matches(str(typed).lower(), list(lowered), n=3, cutoff=0.75)
+             ] if typed is not None else []
     return f"did you mean {' or '.join(f'{section}.{c}' if section else c for c in close)}? " if close else ""
 
 

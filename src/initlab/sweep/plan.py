@@ -36,6 +36,9 @@ class Plan:
         """Refuse the grid if a job's folder cannot be written, or a run is still writing into it
         (an earlier launch of this sweep): Hydra would fail there, or rewrite that folder's .hydra/
         before the job's lock stops it."""
+        if Path(self.sweep_dir).absolute() == Path.cwd():
+            raise ConfigError("hydra.sweep.dir", str(self.sweep_dir), "a folder of its own: the jobs' folders "
+                              "would land in the current one")
         for job in self.jobs:
             try:
                 check_run_dir(job.dir)

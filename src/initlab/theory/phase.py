@@ -55,6 +55,7 @@ def draw_phase_diagram(grid: PhaseGrid, path: Path) -> Path:
            title=f"{grid.activation}: mean-field phase diagram (white: xi_c diverges or is undefined)")
     if handles:
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ import os
 import platform
 import secrets
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -280,12 +281,29 @@ def check_run_dir(run_dir: Path) -> None:
     it (RunDirBusy), or it (not made yet: the folder it would be made in) is not writable.
     Checked before Hydra starts, which writes .hydra/ and train.log into a run directory before
     the run can take its lock, and fails with a traceback where it cannot."""
-    existing = next(p for p in (Path(run_dir).absolute(), *Path(run_dir).absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        what = "is not a folder" if not existing.is_dir() else "is not writable"
-        raise ConfigError("hydra.run.dir", str(run_dir), f"{existing} {what}; choose another directory")
+    if not str(run_dir).strip() or Path(run_dir).absolute() == Path.cwd():
+        raise ConfigError("hydra.run.dir", str(run_dir), "a folder of its own: this would write into the current one")
+    check_writable("hydra.run.dir", Path(run_dir))
     if holder := lock_holder(run_dir):
         raise RunDirBusy.held_by(run_dir, holder)
+
+
+def check_writable(key: str, folder: Path) -> None:
+    """Raise a ConfigError (naming `key`) unless `folder` is, or can be made as, a writable folder."""
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    problem = "is not a folder" if not existing.is_dir() else None if _can_make_in(existing) else "is not writable"
+    if problem:
+        raise ConfigError(key, str(folder), f"{existing} {problem}; choose another folder")
+
+
+def _can_make_in(folder: Path) -> bool:
+    """Whether a folder can be made in `folder`: tried, as permissions, read-only mounts and
+    pseudo file systems (/proc) all answer differently to os.access."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".initlab-probe-", dir=folder))
+        return True
+    except OSError:
+        return False
 
 
 def _pid(fd: int) -> str:
