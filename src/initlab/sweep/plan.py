@@ -11,6 +11,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError
@@ -59,6 +60,7 @@ def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
         axes = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
         parsed = OverridesParser.create().parse_overrides(axes + task_overrides)
         [job_overrides] = BasicSweeper.split_arguments(parsed, None)
+        _check_launcher(base.hydra.launcher)
         sweep_dir = Path(base.hydra.sweep.dir)
         jobs = []
         for num, job in enumerate(job_overrides):
@@ -69,6 +71,21 @@ def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
                 raise as_config_error(err, job).within(f"job #{num}: {' '.join(job)}") from None
             jobs.append(Job(num, job, sweep_dir / cfg.hydra.sweep.subdir))
     return Plan(sweep_dir, jobs)
+
+
+# The counts initlab's launchers take (conf/hydra/launcher/{local_gpu,packed}.yaml, untyped yaml): each an integer >= 1.
+LAUNCHER_COUNTS = ("workers", "jobs_per_gpu", "max_pack")
+
+
+def _check_launcher(launcher) -> None:
+    """The launcher's counts and GPU ids, checked before Hydra builds the launcher from them."""
+    for key in LAUNCHER_COUNTS:
+        value = launcher.get(key)
+        if key in launcher and not (type(value) is int and value >= 1):
+            raise ConfigError(f"launcher.{key}", value, "an integer >= 1")
+    gpus = launcher.get("gpus")
+    if gpus is not None and not (OmegaConf.is_list(gpus) and gpus and all(type(g) is int and g >= 0 for g in gpus)):
+        raise ConfigError("launcher.gpus", gpus, "a list of GPU ids such as [0,1], or null for all visible")
 
 
 def _single_valued(overrides: list[str]) -> list[str]:
