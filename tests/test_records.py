@@ -1,5 +1,6 @@
 """Run records on disk: writers leave no damage (a full disk included), readers tolerate it."""
 
+import json
 import logging
 import os
 import subprocess
@@ -8,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import run_in_process
 from sweeps import job_dirs, multirun
 from initlab.report.load import load_sweep
 from initlab.report.markdown import write_report
@@ -184,3 +186,15 @@ def test_a_report_of_a_sweep_killed_before_any_run_finished(tmp_path):
         (job_dir / "summary.json").unlink()
     text = write_report(load_sweep(sweep), tmp_path / "report").read_text()
     assert "| 2 | 0 | 0 | 0 | 2 |" in text and "runs started: – to –" in text  # 2 stopped
+
+
+def test_a_real_datasets_config_records_its_own_shape_not_synthetic_keys(tmp_path, caplog):
+    """data.num_classes and friends shape synthetic data only: set for MNIST (as experiment=smoke
+    sets them), they are said to be unused and recorded as null, never as the run's shape."""
+    with caplog.at_level(logging.WARNING):
+        run_in_process(tmp_path, "dataset=mnist", "data.num_classes=5", "train.steps=0")
+    assert "data.num_classes=5: for dataset=synthetic only" in caplog.text
+    data = read_config(tmp_path)["data"]
+    assert [data[k] for k in ("input_shape", "num_classes", "train_size", "test_size")] == [None] * 4
+    weights = [r["shape"] for r in json.loads((tmp_path / "init.json").read_text()) if r["param"] == "weight"]
+    assert weights[0][1] == 784 and weights[-1][0] == 10  # MNIST's 28x28 inputs and 10 classes

@@ -68,14 +68,15 @@ class DataConfig:
     subset: int | None = None  # use the first N training examples
     augment: bool = False  # random crop (pad 4) + horizontal flip, on the device (CIFAR)
     download: bool = True  # let torchvision download when no local copy is found
-    # synthetic only: Gaussian inputs, labels from a fixed random teacher network
-    input_shape: list[int] = field(default_factory=lambda: [1, 28, 28])
-    num_classes: int = 10
-    train_size: int = 8192
-    test_size: int = 2048
+    # dataset=synthetic only (conf/dataset/synthetic.yaml sets them): Gaussian inputs labelled by a
+    # fixed random teacher. null for a real dataset, whose shape and sizes data.DATASETS knows.
+    input_shape: list[int] | None = None
+    num_classes: int | None = None
+    train_size: int | None = None
+    test_size: int | None = None
 
 
-SYNTHETIC_ONLY = ("data.input_shape", "data.num_classes", "data.train_size", "data.test_size")  # ignored otherwise
+SYNTHETIC_ONLY = ("input_shape", "num_classes", "train_size", "test_size")  # the DataConfig keys above
 
 
 class OptimName(str, Enum):

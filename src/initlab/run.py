@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from initlab.config import SYNTHETIC_ONLY
 from initlab.data import Data, load_data
 from initlab.errors import ConfigError
 from initlab.init.apply import InitRecord, initialize, records_as_dicts
@@ -68,6 +69,7 @@ def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:
     the earlier outcome if it already finished, else `outcome` set to the steps reached before
     (a failure ahead of the resumed loop does not report 0); then config.yaml written, the
     config validated (a mistake is recorded as this run's failure), torch's determinism set."""
+    _drop_synthetic_keys(cfg)
     if cfg.train.resume and (earlier := earlier_outcome(records, cfg)):
         if earlier.status in ("completed", "diverged"):
             log.info("already %s at step %s in %s; nothing to resume", earlier.status, earlier.steps, records.dir)
@@ -77,6 +79,19 @@ def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:
     settings = validate(cfg)
     torch.use_deterministic_algorithms(cfg.train.deterministic)
     return settings
+
+
+def _drop_synthetic_keys(cfg) -> None:
+    """A real dataset's shape and sizes are its own (data.DATASETS): the synthetic-only keys,
+    which an experiment such as smoke may set, are recorded as null, with a warning where set."""
+    if cfg.data.name.value == "synthetic":
+        return
+    given = [f"data.{key}={cfg.data[key]}" for key in SYNTHETIC_ONLY if cfg.data[key] is not None]
+    if given:
+        log.warning("%s: for dataset=synthetic only; %s's own shape and sizes are used", " ".join(given),
+                    cfg.data.name.value)
+    for key in SYNTHETIC_ONLY:
+        cfg.data[key] = None
 
 
 def _initialised_model(cfg, settings: Settings, records: RunRecords) -> tuple[nn.Module, Data | None]:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
-from initlab.config import MODEL_SCHEMAS
+from initlab.config import MODEL_SCHEMAS, SYNTHETIC_ONLY
 from initlab.data import DatasetSpec, spec_of
 from initlab.errors import ConfigError, UnknownKey, choices
 from initlab.init.apply import check_fit, check_scheme_args
@@ -168,6 +168,9 @@ def _check_model(model) -> None:
 
 def _check_data(data) -> DatasetSpec:
     _check_positive(data, "data", ["batch_size", "eval_batch_size"])
+    if data.name.value == "synthetic":
+        for key in SYNTHETIC_ONLY:
+            _require(data[key] is not None, f"data.{key}", None, "dataset=synthetic needs it")
     spec = spec_of(data)
     if data.name.value == "synthetic":
         shape = list(data.input_shape)

@@ -29,8 +29,8 @@ DATASETS: dict[str, DatasetSpec | None] = {
 
 def spec_of(cfg) -> DatasetSpec:
     """The `data` config's dataset: shape, classes and split sizes, without loading it."""
-    synthetic = DatasetSpec(list(cfg.input_shape), cfg.num_classes, cfg.train_size, cfg.test_size)
-    return DATASETS[cfg.name.value] or synthetic
+    known = DATASETS[cfg.name.value]
+    return known or DatasetSpec(list(cfg.input_shape), cfg.num_classes, cfg.train_size, cfg.test_size)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from initlab.data import DATASETS
 from initlab.report.aggregate import layer_profile
 from initlab.report.load import Sweep, read_config, read_init
 from initlab.theory import MeanField, critical_sigma_w2, mean_field, predict_layers
@@ -150,7 +151,7 @@ def _job_point(job_dir, status: str, acc: float, metrics: pd.DataFrame) -> tuple
     if status not in ("completed", "diverged") or not records:
         return None
     config = read_config(job_dir)
-    model, chance = config["model"], 1 / config["data"]["num_classes"]
+    model, chance = config["model"], 1 / _num_classes(config["data"])
     weights = [r for r in records if r["param"] == "weight" and r["fan_in"] is not None]
     hidden = weights[1:-1]
     sigma_w2 = {_round(r["fan_in"] * _drawn_from(r) ** 2) for r in hidden}
@@ -163,6 +164,13 @@ def _job_point(job_dir, status: str, acc: float, metrics: pd.DataFrame) -> tuple
     growth = (first / last) ** (1 / (len(hidden) - 1)) if len(hidden) > 1 else np.nan
     return (model["activation"], sigma_b2.pop() if sigma_b2 else 0.0, sigma_w2.pop(), len(weights), accuracy, chance,
             growth)
+
+
+def _num_classes(data: dict) -> int:
+    """The run's classes: its dataset's (records before data.num_classes was null for a real
+    dataset hold the synthetic default there), or synthetic's own."""
+    spec = DATASETS.get(data["name"])
+    return spec.num_classes if spec is not None else data["num_classes"]
 
 
 def _drawn_from(record: dict) -> float:
