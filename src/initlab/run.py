@@ -181,7 +181,10 @@ def earlier_outcome(records: RunRecords, cfg) -> Outcome | None:
         old, new = OmegaConf.create(read_config(records.dir)), OmegaConf.create(plain(cfg))
     except DamagedRecord as err:
         raise ConfigError("train.resume", True, f"{err}; start afresh with train.resume=false") from None
-    for key in OPERATIONAL:  # how it was launched may change between a run and its resumption
+    # How it was launched may change between a run and its resumption; a real dataset's synthetic-only
+    # keys held the synthetic defaults in records written before they were null.
+    unused = [f"data.{key}" for key in SYNTHETIC_ONLY] if cfg.data.name.value != "synthetic" else []
+    for key in [*OPERATIONAL, *unused]:
         for c in (old, new):
             OmegaConf.update(c, key, None, force_add=True)
     if old != new:
