@@ -221,6 +221,8 @@ def test_hydra_flags_keep_their_meaning(capsys):
     "args, says",
     [
         (["init=["], "cannot read override 'init=['"),
+        (["init=[xavier,kaiming]"], "'init': '[xavier,kaiming]' — one option, not a list; to run each, sweep them: "
+                                    "-m init=xavier,kaiming"),
         (["init=normal", "init.std=-1"], "'init.std': -1.0 — must be >= 0"),
         (["-m", "seed=0,1", "model.depth=3,deep"],
          "'model.depth': 'deep' — must be an integer (job #1: seed=0 model.depth=deep)"),

@@ -9,6 +9,7 @@ says what is valid and, for a near miss, which name was meant.
 import dataclasses
 import re
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -43,8 +44,25 @@ def as_config_error(err: Exception, overrides: list[str] = ()) -> ConfigError:
         return _unknown_key(cause, _typed_value(err))
     if isinstance(cause, ValidationError) and cause.full_key:
         return ConfigError(cause.full_key, cause.value, _expected(cause))
+    if listed := _listed_options(overrides):
+        return listed
     lines = [line.strip() for line in str(err).splitlines() if line.strip() and not line.strip().startswith(_NOISE)]
     return BadOverrides("overrides", " ".join(overrides), "; ".join(lines))
+
+
+def _listed_options(overrides: list[str]) -> ConfigError | None:
+    """`init=[xavier,kaiming]`: a list of a config group's options, which Hydra merges into one
+    config (and fails to); what was meant is nearly always a sweep over them."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException:
+        return None
+    for o in parsed:
+        if "." not in o.key_or_group and not o.is_sweep_override() and isinstance(o.value(), list) and o.value():
+            options = ",".join(map(str, o.value()))
+            return ConfigError(o.key_or_group, o.get_value_element_as_str(),
+                               f"one option, not a list; to run each, sweep them: -m {o.key_or_group}={options}")
+    return None
 
 
 def _unknown_key(cause: OmegaConfBaseException, value: str | None) -> UnknownKey:
