@@ -41,7 +41,8 @@ def resolve_gain(value: str | float | None, activation: str, negative_slope: flo
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number < 0:
-        raise ConfigError("gain", value, did_you_mean(text, TORCH_GAINS) + "a non-negative number, auto, or a nonlinearity; " + choices(TORCH_GAINS))
+        raise ConfigError("gain", value, did_you_mean(text, TORCH_GAINS) + "a finite number >= 0, auto, or a "
+                          "nonlinearity; " + choices(TORCH_GAINS))
     return Gain(number, "number")
 
 

@@ -56,7 +56,12 @@ def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
     hydra_overrides = [o for o in overrides if o.startswith("hydra")]
     task_overrides = [o for o in overrides if not o.startswith("hydra")]
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        base = compose("train", overrides=_single_valued(overrides), return_hydra_config=True)
+        first = _single_valued(overrides)
+        try:
+            base = compose("train", overrides=first, return_hydra_config=True)
+        except COMPOSE_ERRORS as err:  # the first job's values: a key no job has fails here
+            job = [o for o in first if not o.startswith("hydra")]
+            raise as_config_error(err, first).within(f"job #0: {' '.join(job)}") from None
         axes = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
         parsed = OverridesParser.create().parse_overrides(axes + task_overrides)
         [job_overrides] = BasicSweeper.split_arguments(parsed, None)
