@@ -64,7 +64,7 @@ def train_pack(members: list[Member], data: Data, stop: StopRequest) -> None:
     starts = {}
     for m in members:
         checkpoint = m.records.dir / "last.pt"
-        with m.records.logging():
+        with m.records.train_log():
             m.start = load_checkpoint(checkpoint, m.model, m.optimizer, m.scheduler) if cfg.train.resume else 0
             if m.start:
                 log.info("resuming from %s at step %d", checkpoint, m.start)

@@ -80,7 +80,7 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Membe
     held.enter_context(records.locked())
     outcome = Outcome("running", 0)
     try:
-        with records.logging():
+        with records.train_log():
             settings = start(cfg, records, outcome)
             if isinstance(settings, Outcome):
                 return settings
@@ -109,7 +109,7 @@ def _train(members: list[Member], group: str | None, started: float, stop: StopR
     for m in members:
         summary = run_summary(m.outcome, started, m.device) | {"pack_size": len(members)}  # wall_s: the pack's
         close_run(m.records, _mirror(m, group), summary)
-        with m.records.logging():
+        with m.records.train_log():
             log_outcome(m.outcome, m.records.dir.name)
 
 

@@ -111,7 +111,7 @@ class RunRecords:
             os.close(fd)  # releases the lock
 
     @contextmanager
-    def logging(self) -> Iterator[None]:
+    def train_log(self) -> Iterator[None]:
         """initlab's log lines emitted inside also go to this run's train.log, where Hydra's job
         logging puts a lone run's: a packed run's own lines (init table, resume, outcome) reach it too."""
         handler = logging.FileHandler(self.dir / "train.log")
