@@ -182,6 +182,7 @@ def test_a_sweep_killed_part_way_and_rerun_ends_as_if_never_interrupted(tmp_path
         assert summary(resumed_job)["test/acc"] == summary(clean_job)["test/acc"]
 
 
+@pytest.mark.slow
 def test_a_sweep_py_killed_outright_stops_its_grid_rather_than_leaving_it_training(tmp_path):
     """SIGKILL cannot be forwarded: the grid's train.py is told of sweep.py's death by the kernel."""
     proc = subprocess.Popen([*SWEEP, "experiment=smoke", f"hydra.sweep.dir={tmp_path}", "train.progress=false",
