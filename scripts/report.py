@@ -21,13 +21,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="where report.md and the figures go (default: the sweep folder)")
     args = parser.parse_args(argv)
     try:
-        if args.out is not None:
-            check_writable("--out", args.out)
-        sweep = load_sweep(sweep_folder(args.sweep_dir))
-        check_writable("--out", args.out or sweep.dir)
+        folder = sweep_folder(args.sweep_dir)
+        out = args.out or folder
+        check_writable("--out", out)
+        sweep = load_sweep(folder)
     except (ConfigError, FileNotFoundError) as err:  # FileNotFoundError: a folder without job folders
         return print_error(str(err))
-    path = write_report(sweep, args.out or Path(args.sweep_dir))
+    path = write_report(sweep, out)
     print(f"wrote {path}")
     return 0
 

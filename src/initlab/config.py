@@ -79,6 +79,12 @@ class DataConfig:
 SYNTHETIC_ONLY = ("input_shape", "num_classes", "train_size", "test_size")  # the DataConfig keys above
 
 
+def unused_data_keys(dataset: str | None) -> list[str]:
+    """The synthetic-only keys (`data.num_classes`, ...) when `dataset` is not synthetic: they do
+    not describe its runs (a real dataset's shape and sizes are its own)."""
+    return [] if dataset == "synthetic" else [f"data.{key}" for key in SYNTHETIC_ONLY]
+
+
 class OptimName(str, Enum):
     sgd = "sgd"
     adam = "adam"

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from initlab.config import SYNTHETIC_ONLY
+from initlab.config import unused_data_keys
 from initlab.data import Data, load_data
 from initlab.errors import ConfigError
 from initlab.init.apply import InitRecord, initialize, records_as_dicts
@@ -84,14 +84,13 @@ def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:
 def _drop_synthetic_keys(cfg) -> None:
     """A real dataset's shape and sizes are its own (data.DATASETS): the synthetic-only keys,
     which an experiment such as smoke may set, are recorded as null, with a warning where set."""
-    if cfg.data.name.value == "synthetic":
-        return
-    given = [f"data.{key}={cfg.data[key]}" for key in SYNTHETIC_ONLY if cfg.data[key] is not None]
+    unused = unused_data_keys(cfg.data.name.value)
+    given = [f"{key}={OmegaConf.select(cfg, key)}" for key in unused if OmegaConf.select(cfg, key) is not None]
     if given:
         log.warning("%s: for dataset=synthetic only; %s's own shape and sizes are used", " ".join(given),
                     cfg.data.name.value)
-    for key in SYNTHETIC_ONLY:
-        cfg.data[key] = None
+    for key in unused:
+        OmegaConf.update(cfg, key, None)
 
 
 def _initialised_model(cfg, settings: Settings, records: RunRecords) -> tuple[nn.Module, Data | None]:
@@ -183,8 +182,7 @@ def earlier_outcome(records: RunRecords, cfg) -> Outcome | None:
         raise ConfigError("train.resume", True, f"{err}; start afresh with train.resume=false") from None
     # How it was launched may change between a run and its resumption; a real dataset's synthetic-only
     # keys held the synthetic defaults in records written before they were null.
-    unused = [f"data.{key}" for key in SYNTHETIC_ONLY] if cfg.data.name.value != "synthetic" else []
-    for key in [*OPERATIONAL, *unused]:
+    for key in [*OPERATIONAL, *unused_data_keys(cfg.data.name.value)]:
         for c in (old, new):
             OmegaConf.update(c, key, None, force_add=True)
     if old != new:

@@ -93,7 +93,7 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Membe
 
 
 def _train(members: list[Member], group: str | None, started: float, stop: StopRequest) -> None:
-    cfg = members[0].cfg
+    cfg, pack = members[0].cfg, {"pack_size": len(members)}  # each run's wall_s is the pack's
     log.info("training %d runs as one pack: %s", len(members), ", ".join(m.records.dir.name for m in members))
     try:
         torch.use_deterministic_algorithms(cfg.train.deterministic)
@@ -101,14 +101,13 @@ def _train(members: list[Member], group: str | None, started: float, stop: StopR
     except BaseException as err:
         for m in members:
             m.error = err
-            summary = failure_summary(m.records, m.outcome, err, started, m.device) | {"pack_size": len(members)}
+            summary = failure_summary(m.records, m.outcome, err, started, m.device) | pack
             record_failure(m.records, _mirror(m, group), summary)
         if not isinstance(err, Exception):
             raise
         return
     for m in members:
-        summary = run_summary(m.outcome, started, m.device) | {"pack_size": len(members)}  # wall_s: the pack's
-        close_run(m.records, _mirror(m, group), summary)
+        close_run(m.records, _mirror(m, group), run_summary(m.outcome, started, m.device) | pack)
         with m.records.train_log():
             log_outcome(m.outcome, m.records.dir.name)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from initlab.config import SYNTHETIC_ONLY
+from initlab.config import unused_data_keys
 from initlab.report import plots
 from initlab.report.aggregate import cell_table, mean_pm_std, statuses
 from initlab.report.claims import claims_for
@@ -63,7 +63,7 @@ def _setup(sweep: Sweep) -> list[str]:
     configs = [pd.json_normalize(read_config(Path(d)), sep=".") for d in sweep.jobs["dir"]]
     configs = [c.iloc[0].to_dict() for c in configs if len(c)]
     shared = {k: v for k, v in configs[0].items() if all(k in c and c[k] == v for c in configs[1:])} if configs else {}
-    unused = [f"data.{key}" for key in SYNTHETIC_ONLY] if shared.get("data.name") != "synthetic" else []
+    unused = unused_data_keys(shared.get("data.name"))
     rows = [f"| `{k}` | {v} |" for k, v in shared.items() if k != "seed" and k not in unused and not is_operational(k)]
     if not rows:
         return []

@@ -99,11 +99,11 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float, negative_slope
                          q_start=q_start)
     chi_1 = _chi_1(act, sigma_w2, q_star)
     phase = "critical" if abs(chi_1 - 1) <= CRITICAL_TOL else "ordered" if chi_1 < 1 else "chaotic"
-    slope_q = chi_1 + float(sigma_w2 * expect(lambda x: act.d2(x) * act.phi(x), max(q_star, _Q_TINY)))
     if q_star == 0.0 and phase == "critical":  # dq'/dq = 1 at q* = 0: q decays as a power law, not exponentially
         undefined["xi_q"] = "q* = 0 with chi_1 = 1: q decays to 0 as a power law of depth, so xi_q diverges"
         xi_q = None
     else:
+        slope_q = chi_1 + float(sigma_w2 * expect(lambda x: act.d2(x) * act.phi(x), max(q_star, _Q_TINY)))
         xi_q = _depth_scale(slope_q, "xi_q", "dq'/dq at q*", undefined)
     c_star = chi_c = xi_c = None
     if q_star == 0.0:

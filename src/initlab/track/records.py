@@ -281,7 +281,7 @@ def check_run_dir(run_dir: Path) -> None:
     it (RunDirBusy), or it (not made yet: the folder it would be made in) is not writable.
     Checked before Hydra starts, which writes .hydra/ and train.log into a run directory before
     the run can take its lock, and fails with a traceback where it cannot."""
-    if not str(run_dir).strip() or Path(run_dir).absolute() == Path.cwd():
+    if Path(run_dir).absolute() == Path.cwd():  # `hydra.run.dir=` too: Path("") is "."
         raise ConfigError("hydra.run.dir", str(run_dir), "a folder of its own: this would write into the current one")
     check_writable("hydra.run.dir", Path(run_dir))
     if holder := lock_holder(run_dir):
