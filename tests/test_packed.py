@@ -1,8 +1,10 @@
-"""Packed grids: K runs trained as one stacked computation write the records each run writes alone.
+"""Packed grids: K runs trained as one stacked computation write the records each run writes alone,
+for every architecture (initlab.models.stack), and a lone run is a pack of one.
 
 Tolerance: with train.deterministic=true on CPU a packed run differs from its lone run only in
-the order of float32 reductions (bmm vs addmm, per-run vs whole-batch sums), so every logged
-value agrees to rtol 1e-4 (abs 1e-6) over these tens of steps; init.json is identical.
+the order of float32 reductions (bmm vs addmm, a grouped vs a plain convolution, GroupNorm vs
+LayerNorm), so every logged value agrees to rtol 1e-4 (abs 1e-6) over these tens of steps;
+init.json is identical.
 """
 
 import json
@@ -19,7 +21,8 @@ import torch
 
 from cli import REPO, metrics, summary
 from conftest import compose_config, run_in_process
-from initlab.packed import pack_key, run_pack
+from initlab.run import run_pack
+from initlab.sweep.packs import pack_key
 from sweeps import job_dirs, multirun
 
 BASE = ["dataset=synthetic", "data.train_size=512", "data.test_size=128", "data.batch_size=32", "data.input_shape=[16]",
@@ -54,14 +57,30 @@ def assert_same_records(packed, lone, values_until: float = math.inf) -> None:
         assert s[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6)
 
 
-def lone_and_packed(tmp_path, pack: list[list[str]]):
-    cfgs = [compose_config(*BASE, *overrides) for overrides in pack]
+def lone_and_packed(tmp_path, pack: list[list[str]], base: list[str] = BASE):
+    cfgs = [compose_config(*base, *overrides) for overrides in pack]
     assert len({pack_key(c) for c in cfgs}) == 1
     dirs = [tmp_path / f"packed{i}" for i in range(len(pack))]
     outcomes = run_pack(cfgs, dirs)
     for i, overrides in enumerate(pack):
-        run_in_process(tmp_path / f"lone{i}", *BASE, *overrides)
+        run_in_process(tmp_path / f"lone{i}", *base, *overrides)
     return outcomes, dirs, [tmp_path / f"lone{i}" for i in range(len(pack))]
+
+
+def assert_same_checkpoint(packed: Path, lone: Path) -> None:
+    """last.pt as the lone run writes it: step, model (BatchNorm's running statistics included),
+    torch optimizer state and param groups, scheduler."""
+    state, want = torch.load(packed / "last.pt"), torch.load(lone / "last.pt")
+    assert state["step"] == want["step"] and state["scheduler"]["last_epoch"] == want["scheduler"]["last_epoch"]
+    assert state["scheduler"]["_last_lr"] == pytest.approx(want["scheduler"]["_last_lr"])
+    assert state["model"].keys() == want["model"].keys()
+    for key in want["model"]:
+        torch.testing.assert_close(state["model"][key], want["model"][key], rtol=1e-4, atol=1e-6)
+    assert state["optimizer"]["param_groups"] == want["optimizer"]["param_groups"]
+    assert state["optimizer"]["state"].keys() == want["optimizer"]["state"].keys()
+    for i, buffers in want["optimizer"]["state"].items():
+        for name, value in buffers.items():
+            torch.testing.assert_close(state["optimizer"]["state"][i][name], value, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("pack", [SGD_PACK, ADAM_PACK], ids=["sgd", "adam"])
@@ -70,16 +89,46 @@ def test_a_packed_run_records_what_its_lone_run_records(tmp_path, pack):
     assert [o.status for o in outcomes] == ["completed"] * len(pack)
     for p, q in zip(packed, lone):
         assert_same_records(p, q)
-        assert summary(p)["pack_size"] == len(pack) and "pack_size" not in summary(q)  # wall_s: the pack's
-        state, want = torch.load(p / "last.pt"), torch.load(q / "last.pt")
-        assert state["step"] == want["step"] and state["scheduler"]["last_epoch"] == want["scheduler"]["last_epoch"]
-        assert state["model"].keys() == want["model"].keys()
-        for key in want["model"]:
-            torch.testing.assert_close(state["model"][key], want["model"][key], rtol=1e-4, atol=1e-6)
-        assert state["optimizer"]["param_groups"] == want["optimizer"]["param_groups"]
-        for i, buffers in want["optimizer"]["state"].items():
-            for name, value in buffers.items():
-                torch.testing.assert_close(state["optimizer"]["state"][i][name], value, rtol=1e-4, atol=1e-6)
+        assert (summary(p)["pack_size"], summary(q)["pack_size"]) == (len(pack), 1)  # wall_s: the pack's
+        assert_same_checkpoint(p, q)
+
+
+IMAGES = ["dataset=synthetic", "data.train_size=256", "data.test_size=64", "data.batch_size=16",
+          "data.input_shape=[3,8,8]", "data.eval_batch_size=50", "train.steps=12", "train.log_every=4",
+          "train.eval_every=6", "train.ckpt_every=6", "train.deterministic=true", "train.progress=false", "logger=none"]
+SEEDS_AND_SCHEMES = [["seed=0", "init=kaiming"], ["seed=1", "init=orthogonal", "optim.lr=0.05"],
+                     ["seed=2", "init=xavier", "gain=relu", "optim.momentum=0.5"]]
+ARCHITECTURES = {
+    "cnn": ["model=cnn", "model.depth=4", "model.channels=4"],
+    "cnn-circular-augmented-lazy": ["model=cnn", "model.depth=3", "model.channels=4", "data.augment=true",
+                                    "model.lazy=true", "model.padding=circular"],
+    "cnn-layernorm": ["model=cnn", "model.depth=3", "model.channels=4", "model.norm=layer"],
+    "resnet20-batchnorm": ["model=resnet", "model.depth=20", "model.width=4", "init.zero_residual=true"],
+    "mlp-layernorm": ["model=mlp", "model.depth=4", "model.width=16", "model.norm=layer"],
+    "mlp-batchnorm-lsuv": ["model=mlp", "model.depth=4", "model.width=16", "model.norm=batch", "init=lsuv"],
+}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES, ids=list(ARCHITECTURES))
+def test_every_architecture_packs_with_the_records_of_its_lone_runs(tmp_path, arch):
+    pack = SEEDS_AND_SCHEMES if "lsuv" not in arch else [["seed=0"], ["seed=1", "optim.lr=0.05"]]
+    outcomes, packed, lone = lone_and_packed(tmp_path, [[*ARCHITECTURES[arch], *o] for o in pack], IMAGES)
+    assert [o.status for o in outcomes] == ["completed"] * len(pack)
+    for p, q in zip(packed, lone):
+        assert_same_records(p, q)
+        assert_same_checkpoint(p, q)
+    if "batchnorm" in arch:  # each run's own running statistics, not its pack mates'
+        running = [torch.load(p / "last.pt")["model"] for p in packed]
+        key = next(k for k in running[0] if k.endswith("running_mean"))
+        assert not torch.equal(running[0][key], running[1][key])
+
+
+@pytest.mark.parametrize("activation", ["tanh", "selu", "gelu", "leaky_relu", "sigmoid", "softplus", "linear"])
+def test_every_activation_packs(tmp_path, activation):
+    _, packed, lone = lone_and_packed(tmp_path, [["seed=0", f"model.activation={activation}"],
+                                                 ["seed=1", f"model.activation={activation}", "gain=auto"]])
+    for p, q in zip(packed, lone):
+        assert_same_records(p, q)
 
 
 def test_each_packed_run_has_its_own_wandb_run_mirroring_its_metrics(tmp_path, monkeypatch):

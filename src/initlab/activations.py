@@ -35,7 +35,9 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
     )
 }
 
-# Module types of the rectifiers, for hooks that look for them in a built model.
+# Module types of every activation (elementwise, parameterless), and of the rectifiers among them,
+# for code that looks for them in a built model.
+ACTIVATION_MODULES = tuple({type(spec.build(0.01)) for spec in ACTIVATIONS.values()})
 RECTIFIER_MODULES = (nn.ReLU, nn.LeakyReLU)
 
 

@@ -18,7 +18,7 @@ from initlab.data import DATASETS
 from initlab.init.fan import FanMode
 from initlab.init.schemes import SCHEMES
 from initlab.models import BUILDERS
-from initlab.models.layers import Norm
+from initlab.models.layers import Norm, Padding
 
 
 # Enums built from the tables that own the names, so a new activation or dataset is one entry there.
@@ -49,6 +49,7 @@ class CNNConfig(ModelBase):
     depth: int = 6
     channels: int = 32
     kernel: int = 3
+    padding: Padding = Padding.zeros  # circular: the setting of convolutional mean field (Xiao et al. 2018)
 
 
 @dataclass

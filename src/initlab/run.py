@@ -1,7 +1,9 @@
-"""One run, start to finish: validate, build, initialise, load data, train, record."""
+"""Runs, start to finish: validate, build, initialise, load data, train, record. A lone run is a
+pack of one: every launcher runs its jobs through run_pack."""
 
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -9,7 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from initlab.config import unused_data_keys
-from initlab.data import Data, load_data
+from initlab.data import load_data
 from initlab.errors import ConfigError
 from initlab.init.apply import InitRecord, initialize, records_as_dicts
 from initlab.init.lsuv import lsuv_rescale
@@ -20,7 +22,7 @@ from initlab.theory import run_theory
 from initlab.track.identity import OPERATIONAL
 from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, provenance, read_config
 from initlab.track.wandb_mirror import NoMirror, WandbMirror
-from initlab.train.loop import Outcome, train
+from initlab.train.loop import Member, Outcome, train
 from initlab.train.preemption import StopRequest
 from initlab.validate import Settings, validate
 
@@ -29,46 +31,116 @@ log = logging.getLogger("initlab")
 
 def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
     """Run the experiment `cfg`, writing its records into `run_dir`; `group` names the wandb group
-    (a multirun's sweep folder). Hydra's global state is never read, so a config composed
-    in-process (hydra.compose) runs as well as one from train.py.
+    (a multirun's sweep folder). A lone run is a pack of one (run_pack); its error is raised."""
+    [result] = run_pack([cfg], [run_dir], group)
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
-    The run holds `run_dir` locked: a second run aiming at it stops at once and touches nothing.
-    From then on every exit leaves summary.json: `failed` with the error and the steps reached,
-    or `interrupted` when SIGTERM/SIGUSR2 stopped it at a step boundary (last.pt saved there;
-    the signal is then passed on, see train/preemption.py).
+
+def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None) -> list[Outcome | BaseException]:
+    """Run `cfgs` (all of one pack_key, initlab.sweep.packs) into `run_dirs`, trained together
+    as one stacked computation. Hydra's global state is never read, so configs composed
+    in-process (hydra.compose) run as well as train.py's.
+
+    Returns, per run, its Outcome or the exception that ended it: a run's own mistake (a
+    ConfigError) fails that run only; an error while loading data or training fails every run.
+    Each run holds its directory locked: a second run aiming at it stops at once and touches
+    nothing. From then on every exit leaves summary.json: `failed` with the error and the steps
+    reached, or `interrupted` when SIGTERM/SIGUSR2 stopped it at a step boundary (last.pt saved
+    there; the signal is then passed on, see train/preemption.py).
     """
-    records = RunRecords(run_dir)
-    with records.locked(), StopRequest() as stop:
-        outcome, mirror, device, started = Outcome("running", 0), NoMirror(), None, time.time()
-        try:
+    results: list[Outcome | BaseException | None] = [None] * len(cfgs)
+    started = time.time()
+    with ExitStack() as held, StopRequest() as stop:
+        members: dict[int, Member] = {}
+        for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs)):
+            try:
+                prepared = _prepare(cfg, RunRecords(run_dir), held, started)
+            except Exception as err:
+                results[i] = err
+                continue
+            if isinstance(prepared, Outcome):
+                results[i] = prepared  # completed or diverged before: nothing to do
+            else:
+                members[i] = prepared
+        if members:
+            _run(list(members.values()), group, started, stop)
+            for i, m in members.items():
+                results[i] = m.error if m.outcome.status == "failed" else m.outcome
+    if any(isinstance(r, Outcome) and r.status == "interrupted" for r in results):
+        stop.forward()
+    return results
+
+
+def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Member | Outcome:
+    """One run's start, in its locked directory (the lock held in `held`): the earlier outcome
+    if it already finished, else its model built and initialised (before any data: init errors
+    cost nothing)."""
+    held.enter_context(records.locked())
+    outcome = Outcome("running", 0)
+    try:
+        with records.train_log():
             settings = start(cfg, records, outcome)
             if isinstance(settings, Outcome):
-                return settings  # completed or diverged before: nothing to do
-            device = str(settings.device)
-            model, data = _initialised_model(cfg, settings, records)
-            if data is None:
-                outcome.status = "completed"
-                log.info("train.steps=0: initialised only; records in %s", records.dir)
-            else:
-                if cfg.logger.backend.value == "wandb":
-                    mirror = WandbMirror(cfg.logger, records.dir, plain(cfg), records.dir.name, group,
-                                         resume=cfg.train.resume)
-                train(cfg, model, data, records, mirror, outcome, stop)
-        except BaseException as err:
-            record_failure(records, mirror, failure_summary(records, outcome, err, started, device))
+                return settings
+            model, init_records = build_initialised(cfg, settings)
+        return Member(cfg, records, outcome, model, str(settings.device), init_records)
+    except BaseException as err:
+        record_failure(records, NoMirror(), failure_summary(records, outcome, err, started, None))
+        raise
+
+
+def _run(members: list[Member], group: str | None, started: float, stop: StopRequest) -> None:
+    """Load the data (once: the runs share it), finish each run's init (LSUV on its batch),
+    train those that train, and close every run's records with its summary."""
+    cfg, device = members[0].cfg, members[0].device
+    data_driven = [SCHEMES[m.cfg.init.scheme].data_driven for m in members]
+    trains = bool(cfg.train.steps or cfg.train.epochs)
+    try:
+        data = load_data(cfg.data, torch.device(device)) if trains or any(data_driven) else None
+        for m, lsuv in zip(members, data_driven):
+            with m.records.train_log():
+                if lsuv:
+                    lsuv_rescale(m.model, data.x_train[: m.cfg.data.batch_size], m.init_records, m.cfg.init.tol,
+                                 m.cfg.init.max_iter)
+                write_init(m.cfg, m.records, m.init_records)
+        if trains:
+            if len(members) > 1:
+                log.info("training %d runs as one pack: %s", len(members), ", ".join(m.records.dir.name for m in members))
+            for m in members:
+                m.mirror = _mirror(m, group)
+            torch.use_deterministic_algorithms(cfg.train.deterministic)
+            train(members, data, stop)
+        else:
+            for m in members:
+                m.outcome.status = "completed"
+    except BaseException as err:
+        for m in members:
+            m.error = err
+            summary = failure_summary(m.records, m.outcome, err, started, device) | {"pack_size": len(members)}
+            record_failure(m.records, m.mirror, summary)
+        if not isinstance(err, Exception):
             raise
-        close_run(records, mirror, run_summary(outcome, started, device))
-    log_outcome(outcome)
-    if outcome.status == "interrupted":
-        stop.forward()
-    return outcome
+        return
+    for m in members:
+        close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | {"pack_size": len(members)})
+        with m.records.train_log():
+            log_outcome(m)
+
+
+def _mirror(m: Member, group: str | None):
+    """The run's wandb run (logger=wandb), else NoMirror."""
+    if m.cfg.logger.backend.value != "wandb":
+        return NoMirror()
+    return WandbMirror(m.cfg.logger, m.records.dir, plain(m.cfg), m.records.dir.name, group, resume=m.cfg.train.resume)
 
 
 def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:
-    """What every run (a packed one too) does first, in its locked directory: with train.resume,
-    the earlier outcome if it already finished, else `outcome` set to the steps reached before
-    (a failure ahead of the resumed loop does not report 0); then config.yaml written, the
-    config validated (a mistake is recorded as this run's failure), torch's determinism set."""
+    """What every run does first, in its locked directory: with train.resume, the earlier
+    outcome if it already finished, else `outcome` set to the steps reached before (a failure
+    ahead of the resumed loop does not report 0); then config.yaml written and the config
+    validated (a mistake is recorded as this run's failure)."""
     _drop_synthetic_keys(cfg)
     if cfg.train.resume and (earlier := earlier_outcome(records, cfg)):
         if earlier.status in ("completed", "diverged"):
@@ -76,9 +148,7 @@ def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:
             return earlier
         outcome.steps = earlier.steps
     records.write_config(cfg)
-    settings = validate(cfg)
-    torch.use_deterministic_algorithms(cfg.train.deterministic)
-    return settings
+    return validate(cfg)
 
 
 def _drop_synthetic_keys(cfg) -> None:
@@ -93,20 +163,8 @@ def _drop_synthetic_keys(cfg) -> None:
         OmegaConf.update(cfg, key, None)
 
 
-def _initialised_model(cfg, settings: Settings, records: RunRecords) -> tuple[nn.Module, Data | None]:
-    """Build and initialise the model (before any data: init errors cost nothing), then load
-    the data when the run trains or the scheme needs a batch (LSUV); write init.json."""
-    model, init_records = build_initialised(cfg, settings)
-    data_driven = SCHEMES[cfg.init.scheme].data_driven
-    data = load_data(cfg.data, settings.device) if cfg.train.steps or cfg.train.epochs or data_driven else None
-    if data_driven:
-        lsuv_rescale(model, data.x_train[: cfg.data.batch_size], init_records, cfg.init.tol, cfg.init.max_iter)
-    write_init(cfg, records, init_records)
-    return model, data
-
-
 def build_initialised(cfg, settings: Settings) -> tuple[nn.Module, list[InitRecord]]:
-    """The run's model on its device, initialised by its scheme from its seed (a packed run's too)."""
+    """The run's model on its device, initialised by its scheme from its seed."""
     torch.manual_seed(cfg.seed)  # torch's own layer init (kept by init=default) draws from it
     model = build_model(cfg.model, settings.input_shape, settings.num_classes)
     params = {key: value for key, value in cfg.init.items() if key != "scheme"}
@@ -124,10 +182,13 @@ def write_init(cfg, records: RunRecords, init_records: list[InitRecord]) -> None
     log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records, theory))
 
 
-def log_outcome(outcome: Outcome, run_name: str = "") -> None:
+def log_outcome(m: Member) -> None:
+    outcome = m.outcome
     measured = ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None)
-    log.info("%s%s after %d steps%s", run_name and f"{run_name}: ", outcome.status, outcome.steps,
+    log.info("%s: %s after %d steps%s", m.records.dir.name, outcome.status, outcome.steps,
              f": {measured}" if measured else "")
+    if outcome.steps == 0 and outcome.status == "completed":
+        log.info("train.steps=0: initialised only; records in %s", m.records.dir)
 
 
 class NotThisRun(ConfigError):

@@ -1,9 +1,9 @@
 """A Hydra launcher that trains the jobs of a grid which share an architecture as packs: one
-stacked computation per pack (initlab.packed), up to `max_pack` runs each, in this process.
+stacked computation per pack (initlab.run.run_pack), up to `max_pack` runs each, in this process.
 
-Jobs are grouped by initlab.packed.pack_key (everything that fixes tensor shapes and the
-training schedule); a job that cannot be packed (LSUV, norm layers, a CNN or ResNet) or that
-has no pack mate runs alone, exactly as Hydra's basic launcher runs it. Every job gets the
+Jobs are grouped by initlab.sweep.packs.pack_key (everything that fixes tensor shapes and the
+training schedule); a job with nothing to train (init-only) or with no pack mate runs alone,
+exactly as Hydra's basic launcher runs it. Every job gets the
 folder, .hydra/ files and JobReturn the basic launcher gives it: Hydra's run_job creates them,
 with a task that only hands back the job's config and folder; the pack then trains them all.
 """
@@ -36,20 +36,18 @@ class PackedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from initlab.packed import pack_key  # here: Hydra imports every launcher plugin at start-up
+        from initlab.sweep.packs import pack_key, packs  # here: Hydra imports every launcher plugin at start-up
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         configs = {idx: job_config(self.hydra_context, self.config, idx, overrides)
                    for idx, overrides in enumerate(job_overrides, start=initial_job_idx)}
-        groups: dict[object, list[int]] = {}
-        for idx, config in configs.items():
-            groups.setdefault(pack_key(config) or ("alone", idx), []).append(idx)
-        packs = [ids[i : i + self.max_pack] for ids in groups.values() for i in range(0, len(ids), self.max_pack)]
-        log.info(f"Launching {len(configs)} jobs as {len(packs)} pack(s) of up to {self.max_pack}")
+        ids = list(configs)
+        grouped = [[ids[i] for i in pack] for pack in packs([pack_key(c) for c in configs.values()], self.max_pack)]
+        log.info(f"Launching {len(configs)} jobs as {len(grouped)} pack(s) of up to {self.max_pack}")
         results: dict[int, JobReturn] = {}
-        for pack in packs:
+        for pack in grouped:
             if len(pack) == 1:
                 results[pack[0]] = self._run_job(configs[pack[0]], self.task_function)
             else:
@@ -65,7 +63,7 @@ class PackedLauncher(Launcher):
 
     def _run_pack(self, configs: dict[int, DictConfig]) -> dict[int, JobReturn]:
         from initlab.errors import JobFailed
-        from initlab.packed import run_pack
+        from initlab.run import run_pack
 
         prepared = {idx: self._run_job(config, _job_folder) for idx, config in configs.items()}
         ready = {idx: ret for idx, ret in prepared.items() if ret.status is JobStatus.COMPLETED}

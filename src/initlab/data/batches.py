@@ -36,6 +36,16 @@ class Batches:
         return self._perm[index * self.batch_size : (index + 1) * self.batch_size]
 
 
+def stacked_batch(batches: list[Batches], step: int) -> tuple[Tensor, Tensor]:
+    """Batch `step` of K runs: inputs [K, B, ...] and labels [K, B], run k's own at k (each its
+    own crop and flip where augmented); unaugmented, one gather for all runs."""
+    if batches[0].augment:
+        xs, ys = zip(*(b(step) for b in batches))
+        return torch.stack(xs), torch.stack(ys)
+    idx = torch.stack([b.indices(step) for b in batches])
+    return batches[0].data.x_train[idx], batches[0].data.y_train[idx]
+
+
 def crop_and_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
     """The standard CIFAR augmentation, batched on the device: random crop after zero
     padding by `pad`, then a horizontal flip with probability 1/2."""

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from initlab.activations import RECTIFIER_MODULES
 from initlab.init.apply import WEIGHT_LAYERS
+from initlab.models.stack import Stack
 
 
 class Probe:
@@ -33,12 +34,18 @@ class Probe:
     - dead_frac: units <= 0 for the whole batch after a ReLU-family activation;
     - grad_norm, weight_norm: of the layer's own parameters (grad_norm: if a backward reached it);
     - update_ratio: |W_after - W_before| / |W_before| across `update()`.
+
+    Given a Stack (initlab.models.stack) of K runs, each statistic is a [K] tensor, run k's
+    value at k, by the same code: a lone model is measured as a stack of one.
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.layers = {name: m for name, m in model.named_modules() if next(m.parameters(False), None) is not None}
-        self.params = {name: list(m.parameters(False)) for name, m in self.layers.items()}
-        self.rectifiers = _rectifier_owners(model)
+        self.stack = model if isinstance(model, Stack) else Stack([[model]])
+        self.squeeze = not isinstance(model, Stack)  # a plain model's statistics are 0-dim
+        lone, net = self.stack.members[0], self.stack.net
+        self.layers = {name: net.get_submodule(name) for name, m in lone.named_modules()
+                       if next(m.parameters(False), None) is not None}
+        self.rectifiers = [(net.get_submodule(name), owner) for name, owner in _rectifier_owners(lone)]
         self.stats: dict[str, Tensor] = {}
 
     @contextmanager
@@ -52,73 +59,76 @@ class Probe:
         finally:
             for h in handles:
                 h.remove()
-        self.stats |= {f"weight_norm/{n}": norm for n, norm in _layer_norms(self.params).items()}
+        self._add("weight_norm", _layer_norms(self._tensors()))
         # grad_norm only where a backward ran through the layer during the capture: fresh grads
-        fresh = {n: [p.grad for p in ps if p.grad is not None] for n, ps in self.params.items()
-                 if f"grad_var/{n}" in self.stats}
-        self.stats |= {f"grad_norm/{n}": norm for n, norm in _layer_norms({n: g for n, g in fresh.items() if g}).items()}
+        fresh = {n: g for n, g in self._tensors(grad=True).items() if g and f"grad_var/{n}" in self.stats}
+        self._add("grad_norm", _layer_norms(fresh))
 
     @contextmanager
     def update(self) -> Iterator[None]:
         """Add update_ratio for the parameter update made inside (wrap `optimizer.step()`)."""
-        before = {n: [p.detach().clone() for p in ps] for n, ps in self.params.items()}
+        before = {n: [t.clone() for t in ts] for n, ts in self._tensors().items()}
         yield
         old = _layer_norms(before)
-        delta = _layer_norms({n: [p.detach() - b for p, b in zip(ps, before[n])] for n, ps in self.params.items()})
-        self.stats |= {f"update_ratio/{n}": delta[n] / old[n].clamp_min(1e-12) for n in delta}
+        delta = _layer_norms({n: [t - b for t, b in zip(ts, before[n])] for n, ts in self._tensors().items()})
+        self._add("update_ratio", {n: delta[n] / old[n].clamp_min(1e-12) for n in delta})
 
     def floats(self) -> dict[str, float]:
-        """`stats` as Python floats, with one device-to-host copy."""
+        """`stats` as Python floats, with one device-to-host copy (a plain model's)."""
         return to_floats(self.stats)
+
+    def _tensors(self, grad: bool = False) -> dict[str, list[Tensor]]:
+        return {name: self.stack.layer_tensors(name, grad) for name in self.layers}
+
+    def _add(self, statistic: str, values: dict[str, Tensor]) -> None:
+        self.stats |= {f"{statistic}/{name}": v[0] if self.squeeze else v for name, v in values.items()}
 
     def _output_hook(self, name: str):
         def hook(module: nn.Module, inputs, out) -> None:
             if not isinstance(out, Tensor):
                 return
-            self.stats[f"act_mean/{name}"], self.stats[f"act_var/{name}"] = _mean_var(out)  # as Glorot/He
+            mean, var = _mean_var(out, len(self.stack))  # as Glorot/He
+            self._add("act_mean", {name: mean})
+            self._add("act_var", {name: var})
             if out.requires_grad:
-                out.register_hook(lambda g: self.stats.__setitem__(f"grad_var/{name}", _mean_var(g)[1]))
+                out.register_hook(lambda g: self._add("grad_var", {name: _mean_var(g, len(self.stack))[1]}))
 
         return hook
 
     def _dead_hook(self, owner: str):
         def hook(module: nn.Module, inputs, out: Tensor) -> None:
             # A unit (feature or channel) is dead when it is <= 0 for every example (and position).
-            alive = (out.detach() > 0).transpose(0, 1).flatten(1).any(1)
-            self.stats[f"dead_frac/{owner}"] = 1.0 - alive.float().mean()
+            runs = len(self.stack)
+            alive = (out.detach() > 0).reshape(out.shape[0], runs, out.shape[1] // runs, -1).any(3).any(0)
+            self._add("dead_frac", {owner: 1.0 - alive.float().mean(1)})
 
         return hook
 
 
-def _mean_var(t: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and (population) variance over all entries, two-pass: as exact as torch.var_mean
-    and ~10x faster on CPU, which is what makes the probe cheap enough to leave on."""
-    t = t.detach().float()
-    mean = t.mean()
-    return mean, (t - mean).square().mean()
+def _mean_var(t: Tensor, runs: int) -> tuple[Tensor, Tensor]:
+    """Per run, mean and (population) variance over all its entries, two-pass: as exact as
+    torch.var_mean and ~10x faster on CPU, which is what makes the probe cheap enough to leave on.
+    `t` is [B, runs*C, ...], run k's entries the k-th block of dimension 1 (initlab.models.stack)."""
+    t = t.detach().float().reshape(t.shape[0], runs, -1)
+    mean = t.mean((0, 2))
+    return mean, (t - mean[:, None]).square().mean((0, 2))
 
 
 def _layer_norms(tensors: dict[str, list[Tensor]]) -> dict[str, Tensor]:
-    """{layer: L2 norm of all the layer's tensors}, in a handful of kernels for all layers
-    together (torch's foreach norm, as clip_grad_norm_ uses it), not a few per layer."""
-    flat = [t.detach() for ts in tensors.values() for t in ts]
-    if not flat:
-        return {}
-    squares = torch.stack(torch._foreach_norm(flat)).float().square()
-    owner = torch.tensor([i for i, ts in enumerate(tensors.values()) for _ in ts], device=squares.device)
-    norms = torch.zeros(len(tensors), device=squares.device).index_add_(0, owner, squares).sqrt()
-    return dict(zip(tensors, norms.unbind()))
+    """{layer: per run [K], the L2 norm of all the layer's tensors (each [K, ...])}."""
+    return {name: torch.stack([torch.linalg.vector_norm(t.float().flatten(1), dim=1) for t in ts]).square().sum(0).sqrt()
+            for name, ts in tensors.items() if ts}
 
 
-def _rectifier_owners(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """Each ReLU-family module, paired with the weight layer that feeds it (the nearest one
+def _rectifier_owners(model: nn.Module) -> list[tuple[str, str]]:
+    """Each ReLU-family module's name, paired with the weight layer that feeds it (the nearest one
     before it in module order, which is data-flow order for Sequential-built models)."""
     owners, last = [], None
     for name, m in model.named_modules():
         if isinstance(m, WEIGHT_LAYERS):
             last = name
         elif isinstance(m, RECTIFIER_MODULES) and last is not None:
-            owners.append((m, last))
+            owners.append((name, last))
     return owners
 
 

@@ -1,8 +1,18 @@
-"""Building blocks shared by the model builders: norms, (lazy) weight layers."""
+"""Building blocks shared by the model builders: norms, (lazy) weight layers, the residual shortcut."""
 
 from enum import Enum
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Padding(str, Enum):
+    """How a 'same' convolution pads: torch's padding_mode values."""
+
+    zeros = "zeros"
+    circular = "circular"
+    reflect = "reflect"
+    replicate = "replicate"
 
 
 class Norm(str, Enum):
@@ -24,8 +34,24 @@ def linear(in_features: int, out_features: int, bias: bool, lazy: bool) -> nn.Mo
     return nn.LazyLinear(out_features, bias=bias) if lazy else nn.Linear(in_features, out_features, bias=bias)
 
 
-def conv(in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, lazy: bool) -> nn.Module:
+def conv(in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, lazy: bool,
+         padding: Padding = Padding.zeros) -> nn.Module:
     """A 'same'-padded conv (odd kernel): spatial size changes only through the stride."""
     if lazy:
-        return nn.LazyConv2d(out_ch, kernel, stride, kernel // 2, bias=bias)
-    return nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=bias)
+        return nn.LazyConv2d(out_ch, kernel, stride, kernel // 2, bias=bias, padding_mode=padding.value)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=bias, padding_mode=padding.value)
+
+
+class ChannelPad(nn.Module):
+    """He et al.'s parameter-free shortcut (option A): subsample by `stride`, then zero-pad
+    `extra` new channels; with `runs`, the input holds that many runs' channels one block
+    after another (initlab.models.stack) and each block is padded on its own."""
+
+    def __init__(self, stride: int, extra: int, runs: int = 1) -> None:
+        super().__init__()
+        self.stride, self.extra, self.runs = stride, extra, runs
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        b, channels, h, w = x.shape
+        return F.pad(x.view(b, self.runs, channels // self.runs, h, w), (0, 0, 0, 0, 0, self.extra)).flatten(1, 2)

@@ -1,14 +1,14 @@
 """CIFAR ResNets (He et al. 2016, section 4.2): depth 6n + 2, three stages of n basic blocks."""
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from initlab.activations import activation_module
-from initlab.models.layers import Norm, conv, linear, norm
+from initlab.models.layers import ChannelPad, Norm, conv, linear, norm
 
 
 class BasicBlock(nn.Module):
-    """out = act(branch(x) + shortcut(x)). The branch is exposed as `.branch` for init."""
+    """out = act(branch(x) + shortcut(x)). The branch is exposed as `.branch` for init; the shortcut
+    is the identity, or option A (ChannelPad) where the block downsamples."""
 
     def __init__(self, cfg, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__()
@@ -18,18 +18,12 @@ class BasicBlock(nn.Module):
             conv(in_ch, out_ch, 3, stride, bias, cfg.lazy), *norm(cfg.norm, out_ch, conv=True), act(),
             conv(out_ch, out_ch, 3, 1, bias, cfg.lazy), *norm(cfg.norm, out_ch, conv=True),
         )
-        self.stride, self.extra_channels = stride, out_ch - in_ch
+        extra = out_ch - in_ch
+        self.shortcut = ChannelPad(stride, extra) if stride != 1 or extra else nn.Identity()
         self.act = act()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.branch(x) + self.shortcut(x))
-
-    def shortcut(self, x: Tensor) -> Tensor:
-        """The paper's option A: subsample, zero-pad the new channels; no parameters to initialise."""
-        if self.stride == 1 and self.extra_channels == 0:
-            return x
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
 
 
 class ResNet(nn.Module):

@@ -113,10 +113,16 @@ class RunRecords:
     @contextmanager
     def train_log(self) -> Iterator[None]:
         """initlab's log lines emitted inside also go to this run's train.log, where Hydra's job
-        logging puts a lone run's: a packed run's own lines (init table, resume, outcome) reach it too."""
-        handler = logging.FileHandler(self.dir / "train.log")
-        handler.setFormatter(logging.Formatter(HYDRA_LOG_FORMAT))
+        logging puts a lone run's: a packed run's own lines (init table, resume, outcome) reach it
+        too, and a line reaches it once where Hydra's job logging already writes it."""
+        path = (self.dir / "train.log").absolute()
         initlab_log = logging.getLogger("initlab")
+        if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path
+               for h in (*logging.getLogger().handlers, *initlab_log.handlers)):
+            yield
+            return
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter(HYDRA_LOG_FORMAT))
         initlab_log.addHandler(handler)
         try:
             yield

@@ -36,8 +36,8 @@ def _has_credentials() -> bool:
 
 
 class WandbMirror:
-    """One wandb run per run directory (`reinit="finish_previous"`, so Hydra multirun jobs never
-    share one). A resumed run continues the wandb run it started: its id is kept in the run
+    """One wandb run per run directory (`reinit="create_new"`: the runs of a pack are open side by
+    side in one wandb service, and Hydra multirun jobs never share one, each finishing its own). A resumed run continues the wandb run it started: its id is kept in the run
     directory, and wandb resumes it (`resume="allow"`); a fresh run gets a new one."""
 
     def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None, resume: bool) -> None:
@@ -46,7 +46,7 @@ class WandbMirror:
         if hint:
             log.info(hint)
         kwargs = dict(project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=cfg.name or name,
-                      tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="finish_previous")
+                      tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="create_new")
         try:
             import wandb  # here, not at the top: runs with logger=none never pay for the import
 

@@ -1,10 +1,13 @@
-"""The training loop: one function, read top to bottom (in the spirit of nanoGPT's train.py).
+"""The training loop: one function, read top to bottom (in the spirit of nanoGPT's train.py), for
+every run: a pack of K runs trains as one Stack, and a lone run is a pack of one.
 
 Step s means "after s updates". Logging steps (s % log_every == 0, and the last step) run
 the forward pass under the probe's hooks and record per-layer statistics for the weights
-as they are at s, then the update s -> s + 1 and its size. The loss of every step is kept
-on the device and checked for divergence at each sync point, so ordinary steps never wait
-for the host.
+as they are at s, then the update s -> s + 1 and its size. Every run keeps what makes it
+itself: its own batches (its seed's), optimiser settings and schedule, metrics, divergence
+step and last.pt. The losses of every step stay on the device and are checked for divergence
+at each sync point, so ordinary steps never wait for the host; a run that diverges leaves the
+stack there and costs nothing more.
 """
 
 import logging
@@ -12,136 +15,147 @@ import math
 import signal
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from initlab.data import Data
-from initlab.data.batches import Batches
-from initlab.diagnostics.probe import Probe, to_floats
-from initlab.track.records import RunRecords
-from initlab.train.checkpoint import load_checkpoint, save_checkpoint
-from initlab.train.optim import build_optimizer, build_schedule
+from initlab.data.batches import Batches, stacked_batch
+from initlab.diagnostics.probe import Probe
+from initlab.models.stack import Stack
+from initlab.train.pack import Member, Outcome, Pack
 from initlab.train.preemption import StopRequest
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 25  # steps between host syncs outside logging steps (progress bar, divergence check)
-
-
-@dataclass
-class Outcome:
-    status: str  # completed | diverged | interrupted (running while the loop fills it in)
-    steps: int  # steps reached
-    metrics: dict = field(default_factory=dict)  # latest value of every logged metric
-    reason: str | None = None
-
-    def end(self, status: str, steps: int, reason: str | None = None) -> "Outcome":
-        """The run ended `status` at `steps`; the loop returns the outcome it filled in."""
-        self.status, self.steps, self.reason = status, steps, reason
-        return self
+__all__ = ["Member", "Outcome", "train"]
 
 
 def total_steps(cfg, steps_per_epoch: int) -> int:
     return math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs is not None else cfg.steps
 
 
-def train(cfg, model: nn.Module, data: Data, records: RunRecords, mirror, outcome: Outcome | None = None,
-          stop: StopRequest | None = None) -> Outcome:
-    """Train to the end, to divergence, or to the step boundary after `stop` is requested
-    (last.pt saved there). `outcome` is kept current as it goes (steps reached, latest
-    metrics), so a caller knows how far a run got even when it fails."""
-    outcome = outcome or Outcome("running", 0)
-    stop = stop or StopRequest()
-    tc = cfg.train
-    batches = Batches(data, cfg.data.batch_size, cfg.seed, cfg.data.augment)
-    total = total_steps(tc, batches.steps_per_epoch)
-    optimizer = build_optimizer(cfg.optim, model.parameters())
-    scheduler = build_schedule(cfg.optim, optimizer, total)
-    checkpoint = records.dir / "last.pt"
-    start = load_checkpoint(checkpoint, model, optimizer, scheduler) if tc.resume else 0
-    if start:
-        log.info("resuming from %s at step %d", checkpoint, start)
-    records.truncate_metrics(start)
-    probe = Probe(model)
-    pending: list[Tensor] = []  # losses not yet checked on the host
+def train(members: list[Member], data: Data, stop: StopRequest) -> None:
+    """Train every member (one pack_key: model, data and train.* are the same) to its end, to
+    divergence, or to the step boundary after `stop` is requested (last.pt saved there). Each
+    member's outcome is kept current as it goes (steps reached, latest metrics), so a caller
+    knows how far a run got even when it fails."""
+    cfg = members[0].cfg
+    for m in members:
+        m.batches = Batches(data, m.cfg.data.batch_size, m.cfg.seed, m.cfg.data.augment)
+    total = total_steps(cfg.train, members[0].batches.steps_per_epoch)
+    for m in members:
+        with m.records.train_log():
+            if cfg.train.resume and m.resume(total):
+                log.info("resuming from %s at step %d", m.checkpoint, m.start)
+        m.records.truncate_metrics(m.start)
+    for start in sorted({m.start for m in members}):  # runs resumed from different steps: one pack each
+        _train(Pack([m for m in members if m.start == start], total, start), data, start, stop)
+
+
+def _train(pack: Pack, data: Data, start: int, stop: StopRequest) -> None:
+    tc, total = pack.members[0].cfg.train, pack.total
+    probe = Probe(pack.stack)
+    pending: list[Tensor] = []  # [K] losses per step, not yet checked on the host
     bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-               disable=not (tc.progress and sys.stderr.isatty()))
-    model.train()
+               desc=f"pack of {len(pack)}" if len(pack) > 1 else None, disable=not (tc.progress and sys.stderr.isatty()))
+    pack.stack.train()
     for step in range(start, total + 1):
-        outcome.steps = step
-        x, y = batches(step)
+        for m in pack.members:
+            m.outcome.steps = step
+        x, y = stacked_batch([m.batches for m in pack.members], step)  # [K, B, ...], run k's own at k
         log_now = step % tc.log_every == 0 or step == total
         with probe.capture() if log_now else nullcontext():
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        pending.append(loss.detach())
+            logits = pack.stack(x)
+            losses = torch.stack([F.cross_entropy(out, target) for out, target in zip(logits, y)])  # each as alone
+            pack.optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # each run's gradient is its own loss's: the runs share no parameter
+        pending.append(losses.detach())
 
         record = {}
         if log_now:
-            acc = (logits.argmax(1) == y).float().mean()
-            record = {"train/loss": loss, "train/acc": acc, **probe.stats}
+            acc = (logits.argmax(2) == y).float().mean(1)
+            record = {"train/loss": losses.detach(), "train/acc": acc, **probe.stats}
         if step % tc.eval_every == 0 or step == total:
-            record |= evaluate(model, data, cfg.data.eval_batch_size)
+            record |= evaluate(pack.stack, data, pack.members[0].cfg.data.eval_batch_size)
         if step < total:
             with probe.update() if log_now else nullcontext():
-                optimizer.step()
-            scheduler.step()
+                pack.optimizer.step()
+            pack.scheduler.step()
             if log_now:
                 record |= probe.stats  # now with the update ratios
 
         stopping = stop.requested and step < total  # read once: a signal may come at any moment
         if record or stopping or len(pending) >= SYNC_EVERY or step == total:
-            losses, first = torch.stack(pending).tolist(), step - len(pending) + 1
+            diverged = _sync(pack.members, step, torch.stack(pending, 1).tolist(), record)
             pending = []
-            if record:
-                record = to_floats({"step": step, **record})
-                records.append_metrics(record)
-                mirror.log(record)
-                outcome.metrics |= record
-            outcome.metrics["train/loss"] = losses[-1]
             bar.update(step - bar.n)
-            bar.set_postfix(loss=f"{losses[-1]:.4g}", acc=f"{outcome.metrics.get('train/acc', math.nan):.3f}")
-            bad = next((i for i, v in enumerate(losses) if not math.isfinite(v) or v > tc.diverge_loss), None)
-            if bad is not None:
-                bar.close()
-                value = losses[bad]
-                outcome.metrics["train/loss"] = value
-                return outcome.end("diverged", first + bad,
-                              f"loss {value} at step {first + bad} (non-finite or > train.diverge_loss={tc.diverge_loss})")
+            _show(bar, pack)
+            if diverged:
+                pack = pack.without(diverged, step + 1)
+                if pack is None:
+                    break
+                probe = Probe(pack.stack)
         if stopping or (step < total and (step + 1) % tc.ckpt_every == 0):
-            save_state(records, step + 1, model, optimizer, scheduler)
+            pack.save(step + 1)
         if stopping:
-            bar.close()
-            return outcome.end("interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
-                          "train.resume=true continues from there")
-    save_state(records, total, model, optimizer, scheduler)
+            for m in pack.members:
+                m.outcome.end("interrupted", step + 1, f"{signal.Signals(stop.signum).name} at step {step + 1}; "
+                              "train.resume=true continues from there")
+            break
+    else:
+        pack.save(total)
+        for m in pack.members:
+            m.outcome.end("completed", total)
     bar.close()
-    return outcome.end("completed", total)
 
 
-def save_state(records: RunRecords, step: int, model: nn.Module, optimizer, scheduler) -> None:
-    """last.pt at `step`, after the metrics up to it are on disk (a checkpoint is never ahead
-    of the metrics it resumes)."""
-    records.sync_metrics()
-    save_checkpoint(records.dir / "last.pt", step, model, optimizer, scheduler)
+def _sync(members: list[Member], step: int, losses: list[list[float]], record: dict[str, Tensor]) -> list[Member]:
+    """Write each run's record of this step (one host copy for all) and check its losses since
+    the last sync; end the runs that diverged, at the step of their first bad loss, and return them."""
+    keys = list(record)
+    values = torch.stack([record[k].float() for k in keys], 1).tolist() if keys else [[] for _ in members]
+    first = step - len(losses[0]) + 1
+    diverged = []
+    for m, seen, row in zip(members, losses, values):
+        if keys:
+            run_record = {"step": step, **dict(zip(keys, row))}
+            m.records.append_metrics(run_record)
+            m.mirror.log(run_record)
+            m.outcome.metrics |= run_record
+        m.outcome.metrics["train/loss"] = seen[-1]
+        limit = m.cfg.train.diverge_loss
+        bad = next((i for i, v in enumerate(seen) if not math.isfinite(v) or v > limit), None)
+        if bad is not None:
+            m.outcome.metrics["train/loss"] = seen[bad]
+            m.outcome.end("diverged", first + bad,
+                          f"loss {seen[bad]} at step {first + bad} (non-finite or > train.diverge_loss={limit})")
+            diverged.append(m)
+    return diverged
+
+
+def _show(bar: tqdm, pack: Pack) -> None:
+    """A lone run's latest loss and accuracy; a pack's runs still training."""
+    if len(pack) > 1:
+        bar.set_postfix(runs=len(pack))
+    else:
+        metrics = pack.members[0].outcome.metrics
+        bar.set_postfix(loss=f"{metrics['train/loss']:.4g}", acc=f"{metrics.get('train/acc', math.nan):.3f}")
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Data, batch_size: int) -> dict[str, Tensor]:
-    """Mean loss and accuracy on the whole test split (summed on the device)."""
-    model.eval()
-    loss_sum = torch.zeros((), device=data.x_test.device)
-    correct = torch.zeros((), device=data.x_test.device)
+def evaluate(stack: Stack, data: Data, batch_size: int) -> dict[str, Tensor]:
+    """Per run [K], mean loss and accuracy on the whole test split (summed on the device)."""
+    stack.eval()
+    loss_sum = torch.zeros(len(stack), device=data.x_test.device)
+    correct = torch.zeros(len(stack), device=data.x_test.device)
     for i in range(0, len(data.y_test), batch_size):
-        logits = model(data.x_test[i : i + batch_size])
-        y = data.y_test[i : i + batch_size]
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    model.train()
+        x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
+        logits = stack(x.expand(len(stack), *x.shape))
+        loss_sum += torch.stack([F.cross_entropy(out, y, reduction="sum") for out in logits])
+        correct += (logits.argmax(2) == y).sum(1)
+    stack.train()
     n = len(data.y_test)
     return {"test/loss": loss_sum / n, "test/acc": correct / n}

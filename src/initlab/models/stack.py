@@ -1,0 +1,211 @@
+"""K models of one architecture as one network, every layer computing all K runs in one call.
+
+    stack = Stack([[m0, m1], [m2]])   # parts: runs whose parameters share one leaf tensor per layer
+    logits = stack(x)                 # x [K, B, ...], run k's batch x[k] -> [K, B, classes]
+    stack.sync()                      # the members' own parameters and buffers := the stack's
+
+A stack of one is its model itself: a lone run trains its own parameters, as a plain torch loop
+does. Otherwise each part holds, per parameter of the lone model, one leaf [K_part, ...], so
+torch's own optimizers step a part's runs together (one param group per part: runs whose
+optimiser settings differ sit in different parts).
+
+Layout: the stacked network sees a batch as [B, K*C, ...], run k's channels (or features) the
+k-th contiguous block of dimension 1. In that layout
+- K convolutions are one grouped convolution (groups times K);
+- BatchNorm over K*C channels is each run's own BatchNorm; GroupNorm(g, C) is GroupNorm(K*g, K*C),
+  and LayerNorm(F) is GroupNorm(K, K*F);
+- activations, flatten(1) and means over space keep the layout,
+so the lone model's own forward() runs unchanged over the stacked layers; a Linear layer views
+its input as [K, B, F] and multiplies in one bmm.
+
+Why not torch.func (stack_module_state + functional_call + vmap): under vmap, module and tensor
+hooks see batched tensors, so the probe's per-layer statistics could not come from the same
+code as a lone run's, and BatchNorm cannot update its running statistics in place (functorch's
+replace_all_batch_norm_modules_ stops tracking them), while last.pt must hold them.
+"""
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from initlab.activations import ACTIVATION_MODULES
+from initlab.models.layers import ChannelPad
+
+
+class Stack(nn.Module):
+    def __init__(self, parts: list[list[nn.Module]]) -> None:
+        super().__init__()
+        self.parts = [len(part) for part in parts]
+        self.members = [m for part in parts for m in part]  # a plain list: the members are not submodules
+        self.net = self.members[0] if len(self.members) == 1 else _stacked(parts)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def alone(self) -> bool:
+        return len(self.members) == 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.alone:
+            return self.net(x[0]).unsqueeze(0)
+        out = self.net(x.transpose(0, 1).flatten(1, 2))  # [B, K*C, ...]: run-major channels
+        return out.view(out.shape[0], len(self), -1).transpose(0, 1)
+
+    def part_params(self) -> list[list[Tensor]]:
+        """Per part, its leaves in the order of a lone model's parameters() (for param groups)."""
+        if self.alone:
+            return [list(self.net.parameters())]
+        layers = dict(self.net.named_modules())
+        return [[layers[layer].leaves[name][part] for layer, name in _param_names(self.members[0])]
+                for part in range(len(self.parts))]
+
+    def layer_tensors(self, layer: str, grad: bool = False) -> list[Tensor]:
+        """The parameters (or their gradients) of `layer`, each [K, ...]; [] if a gradient is missing."""
+        module = self.net.get_submodule(layer)
+        if self.alone:
+            tensors = [p.grad if grad else p for p in module.parameters(False)]
+            return [] if None in tensors else [t.detach().unsqueeze(0) for t in tensors]
+        tensors = [[p.grad if grad else p for p in parts] for parts in module.leaves.values()]
+        return [] if any(None in ts for ts in tensors) else [torch.cat(ts).detach() for ts in tensors]
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Copy the stack's parameters and running statistics into the members' own tensors."""
+        if self.alone:
+            return
+        per_member = [dict(m.named_modules()) for m in self.members]
+        for name, layer in self.net.named_modules():
+            if isinstance(layer, StackedLayer):
+                layer.unstack([modules[name] for modules in per_member])
+
+
+def _param_names(model: nn.Module) -> list[tuple[str, str]]:
+    """(layer, parameter) names in the order of model.parameters()."""
+    return [tuple(full.rsplit(".", 1)) if "." in full else ("", full) for full, _ in model.named_parameters()]
+
+
+def _stacked(parts: list[list[nn.Module]]) -> nn.Module:
+    """A copy of the first member's structure whose leaf layers compute every member at once."""
+    members = [m for part in parts for m in part]
+    net = copy.deepcopy(members[0])
+    per_member = [dict(m.named_modules()) for m in members]
+    for name, module in list(net.named_modules()):
+        if next(module.children(), None) is not None:
+            continue  # a container: its forward composes its children
+        stacked = STACKED.get(type(module))
+        layers = [modules[name] for modules in per_member]
+        if stacked is not None:
+            net.set_submodule(name, stacked(layers, [len(part) for part in parts]))
+        elif isinstance(module, ChannelPad):
+            net.set_submodule(name, ChannelPad(module.stride, module.extra, runs=len(members)))
+        elif not isinstance(module, ACTIVATION_MODULES):
+            raise TypeError(f"cannot stack {name or 'the model'} ({type(module).__name__}): "
+                            "initlab.models.stack knows no layout-preserving version of it")
+    return net
+
+
+class StackedLayer(nn.Module):
+    """A layer of K runs: per parameter name, one leaf [K_part, ...] per part (`leaves`), and
+    `full(name)`, all K runs' values [K, ...] (a concatenation only where there are parts)."""
+
+    def __init__(self, layers: list[nn.Module], parts: list[int]) -> None:
+        super().__init__()
+        bounds = [sum(parts[:i]) for i in range(len(parts) + 1)]
+        self.leaves = nn.ModuleDict({
+            name: nn.ParameterList([torch.stack([getattr(m, name).detach() for m in layers[a:b]])
+                                    for a, b in zip(bounds, bounds[1:])])
+            for name, p in layers[0].named_parameters(recurse=False)})
+
+    def full(self, name: str) -> Tensor | None:
+        if name not in self.leaves:
+            return None
+        parts = list(self.leaves[name])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def unstack(self, layers: list[nn.Module]) -> None:
+        for name in self.leaves:
+            for layer, value in zip(layers, self.full(name)):
+                getattr(layer, name).copy_(value)
+
+
+class StackedLinear(StackedLayer):
+    def forward(self, x: Tensor) -> Tensor:
+        w, b = self.full("weight"), self.full("bias")  # [K, O, F], [K, O]
+        h = x.view(x.shape[0], len(w), -1).transpose(0, 1)  # [K, B, F]
+        y = torch.bmm(h, w.mT) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.mT)
+        return y.transpose(0, 1).flatten(1)  # [B, K*O]
+
+
+class StackedConv(StackedLayer):
+    """K convolutions as one with K times the groups. The lone layer's own _conv_forward (torch's,
+    private but stable since 1.8) does the arithmetic, so every padding mode (zeros, circular,
+    ...) and stride is the lone layer's."""
+
+    def __init__(self, convs: list[nn.Module], parts: list[int]) -> None:
+        super().__init__(convs, parts)
+        self.conv = copy.copy(convs[0])  # its settings only: its parameters are not used
+        self.conv.groups = convs[0].groups * len(convs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = self.full("bias")
+        return self.conv._conv_forward(x, self.full("weight").flatten(0, 1), None if b is None else b.flatten())
+
+
+class StackedBatchNorm(StackedLayer):
+    """K BatchNorms over C channels as one over K*C, with torch's _BatchNorm.forward arithmetic."""
+
+    def __init__(self, norms: list[_BatchNorm], parts: list[int]) -> None:
+        super().__init__(norms, parts)
+        first = norms[0]
+        self.momentum, self.eps, self.tracked = first.momentum, first.eps, first.track_running_stats
+        if self.tracked:
+            self.register_buffer("running_mean", torch.cat([n.running_mean for n in norms]))
+            self.register_buffer("running_var", torch.cat([n.running_var for n in norms]))
+            self.register_buffer("num_batches_tracked", first.num_batches_tracked.clone())  # the runs step together
+
+    def forward(self, x: Tensor) -> Tensor:
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.tracked:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # a cumulative average
+                factor = 1.0 / float(self.num_batches_tracked)
+        w, b = self.full("weight"), self.full("bias")
+        return F.batch_norm(x, self.running_mean if self.tracked else None, self.running_var if self.tracked else None,
+                            None if w is None else w.flatten(), None if b is None else b.flatten(),
+                            self.training or not self.tracked, factor, self.eps)
+
+    def unstack(self, layers: list[nn.Module]) -> None:
+        super().unstack(layers)
+        if self.tracked:
+            for layer, mean, var in zip(layers, self.running_mean.chunk(len(layers)), self.running_var.chunk(len(layers))):
+                layer.running_mean.copy_(mean)
+                layer.running_var.copy_(var)
+                layer.num_batches_tracked.copy_(self.num_batches_tracked)
+
+
+class StackedGroupNorm(StackedLayer):
+    """GroupNorm(g, C) of K runs as GroupNorm(K*g, K*C); LayerNorm(F) over features as GroupNorm(K, K*F)."""
+
+    def __init__(self, norms: list[nn.Module], parts: list[int]) -> None:
+        super().__init__(norms, parts)
+        first = norms[0]
+        if isinstance(first, nn.LayerNorm) and len(first.normalized_shape) != 1:
+            raise TypeError("cannot stack a LayerNorm over more than the last dimension")
+        self.groups = len(norms) * (first.num_groups if isinstance(first, nn.GroupNorm) else 1)
+        self.eps = first.eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        w, b = self.full("weight"), self.full("bias")
+        return F.group_norm(x, self.groups, None if w is None else w.flatten(), None if b is None else b.flatten(),
+                            self.eps)
+
+
+# The layers initlab's models are built of, each with its stacked version. ChannelPad stacks as
+# itself (with `runs`); any other parameterless leaf must be an activation (elementwise).
+STACKED = {nn.Linear: StackedLinear, nn.Conv1d: StackedConv, nn.Conv2d: StackedConv, nn.Conv3d: StackedConv,
+           nn.BatchNorm1d: StackedBatchNorm, nn.BatchNorm2d: StackedBatchNorm, nn.GroupNorm: StackedGroupNorm,
+           nn.LayerNorm: StackedGroupNorm}

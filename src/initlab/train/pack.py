@@ -1,0 +1,150 @@
+"""A pack: the runs that train together as one Stack, with one torch optimizer and schedule, and
+each run's last.pt in the lone format (its own model, torch optimizer and scheduler), read into
+the pack and written from it. A lone run is a pack of one.
+
+Runs whose optimiser settings (optim.*) are equal form one part of the stack and one param
+group: torch's optimizers update elementwise, so a part's stacked leaves get exactly the
+arithmetic each run's own optimizer would give it.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from initlab.data.batches import Batches
+from initlab.models.stack import Stack
+from initlab.track.records import RunRecords
+from initlab.track.wandb_mirror import NoMirror
+from initlab.train.checkpoint import load_checkpoint, save_checkpoint
+from initlab.train.optim import build_optimizer, build_schedule
+
+OptimizerState = dict[int, dict]  # a lone torch optimizer's state, by parameter index
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | diverged | interrupted | failed (running while the loop fills it in)
+    steps: int  # steps reached
+    metrics: dict = field(default_factory=dict)  # latest value of every logged metric
+    reason: str | None = None
+
+    def end(self, status: str, steps: int, reason: str | None = None) -> "Outcome":
+        """The run ended `status` at `steps`; the loop returns the outcome it filled in."""
+        self.status, self.steps, self.reason = status, steps, reason
+        return self
+
+
+@dataclass(eq=False)
+class Member:
+    """One run of a pack: its config, records, outcome, initialised model (and what its init
+    recorded, for init.json), device and wandb mirror."""
+
+    cfg: object
+    records: RunRecords
+    outcome: Outcome
+    model: nn.Module
+    device: str
+    init_records: list = field(default_factory=list)
+    mirror: object = field(default_factory=NoMirror)
+    error: BaseException | None = None  # what failed it
+    batches: Batches | None = None  # set when training starts
+    start: int = 0  # the step it (re)starts from
+    state: OptimizerState = field(default_factory=dict)  # its optimizer's, as last.pt had it
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.records.dir / "last.pt"
+
+    def resume(self, total: int) -> int:
+        """Restore model, optimizer state and step from last.pt (0 and nothing without one)."""
+        optimizer = build_optimizer([(self.cfg.optim, self.model.parameters())])
+        self.start = load_checkpoint(self.checkpoint, self.model, optimizer,
+                                     build_schedule([self.cfg.optim], optimizer, total))
+        self.state = _indexed(optimizer)
+        return self.start
+
+
+class Pack:
+    """`members` (one pack_key, one start step) as a Stack, in stack order: runs with equal
+    optim.* settings side by side, one part each."""
+
+    def __init__(self, members: list[Member], total: int, start: int) -> None:
+        parts: dict[str, list[Member]] = {}
+        for m in members:
+            parts.setdefault(json.dumps(OmegaConf.to_container(m.cfg.optim, enum_to_str=True)), []).append(m)
+        self.members = [m for part in parts.values() for m in part]
+        self.total = total
+        self.stack = Stack([[m.model for m in part] for part in parts.values()])
+        optims = [part[0].cfg.optim for part in parts.values()]
+        self.optimizer = build_optimizer(list(zip(optims, self.stack.part_params())))
+        self.scheduler = build_schedule(optims, self.optimizer, total, start)
+        self._load_states([list(part) for part in parts.values()])
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def without(self, gone: list[Member], step: int) -> "Pack | None":
+        """The pack of the members not in `gone`, continuing from `step` (None if none is left)."""
+        kept = [m for m in self.members if m not in gone]
+        self._store_states()
+        return Pack(kept, self.total, step) if kept else None
+
+    def save(self, step: int) -> None:
+        """Each member's last.pt at `step`, in the lone format, after its metrics are on disk."""
+        self._store_states()
+        for m in self.members:
+            optimizer = build_optimizer([(m.cfg.optim, m.model.parameters())])
+            for p, (i, state) in zip(m.model.parameters(), sorted(m.state.items())):
+                optimizer.state[p] = state
+            m.records.sync_metrics()  # a checkpoint is never ahead of the metrics it continues
+            save_checkpoint(m.checkpoint, step, m.model, optimizer, build_schedule([m.cfg.optim], optimizer, self.total, step))
+
+    def _store_states(self) -> None:
+        """The stack's parameters, running statistics and optimizer state into each member's own."""
+        self.stack.sync()
+        for k, (m, leaf_of) in enumerate(zip(self.members, self._leaves())):
+            m.state = {i: _unstacked(self.optimizer.state[leaf], row, self.stack.alone)
+                       for i, (leaf, row) in enumerate(leaf_of) if leaf in self.optimizer.state}
+
+    def _load_states(self, parts: list[list[Member]]) -> None:
+        for part, leaves in zip(parts, self.stack.part_params()):
+            for i, leaf in enumerate(leaves):
+                states = [m.state.get(i) for m in part]
+                if states[0] is not None:  # torch makes its state at the first step
+                    self.optimizer.state[leaf] = {key: _stacked([s[key] for s in states], self.stack.alone)
+                                                  for key in states[0]}
+
+    def _leaves(self) -> list[list[tuple[Tensor, int]]]:
+        """Per member in stack order, for each of its parameters the leaf holding it and its row there."""
+        rows = []
+        for leaves, size in zip(self.stack.part_params(), self.stack.parts):
+            rows += [[(leaf, row) for leaf in leaves] for row in range(size)]
+        return rows
+
+
+def _stacked(values: list, alone: bool):
+    """Run values of one state entry as the stack holds it: parameter-shaped tensors stacked, a
+    shared scalar (Adam's step count) or None once."""
+    if alone or not (isinstance(values[0], Tensor) and values[0].dim()):
+        return values[0]
+    return torch.stack(values)
+
+
+def _unstacked(state: dict, row: int, alone: bool) -> dict:
+    """Run `row`'s own state entries, from the stack's (the inverse of _stacked)."""
+    def value(v):
+        if not isinstance(v, Tensor):
+            return v
+        return v.clone() if alone or not v.dim() else v[row].clone()
+
+    return {key: value(v) for key, v in state.items()}
+
+
+def _indexed(optimizer: torch.optim.Optimizer) -> OptimizerState:
+    """A lone optimizer's state by parameter index (the order of model.parameters())."""
+    params = optimizer.param_groups[0]["params"]
+    return {i: dict(optimizer.state[p]) for i, p in enumerate(params) if p in optimizer.state}
