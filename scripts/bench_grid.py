@@ -1,14 +1,18 @@
-"""Wall time of one grid trained serially (initlab.run.run per job, as launcher=local runs
-them) and packed (initlab.packed.run_pack, as launcher=packed trains them), from one process.
+"""Wall time of grids trained serially (initlab.run.run per job, as launcher=local runs them) and
+packed (initlab.run.run_pack, as launcher=packed trains them), from one process.
 
-    python scripts/bench_grid.py [--widths 64 256 --runs 32 --depth 3 --steps 500 --device auto]
+    python scripts/bench_grid.py [--grids mlp64 mlp256 cnn resnet20 --device auto --root ./data]
 
-The grid, per width: `runs` ReLU MLPs on the real Fashion-MNIST (data.root, or
-/usr/share/datasets/fashion-mnist) that differ in seed, init scheme (kaiming, xavier) and
-learning rate (0.01, 0.02); diagnostics every 50 steps, test evaluation at the end, every
-record written (into a temporary folder), wandb off. Both sides pay what a launcher pays per
-job (config, init, records); the serial side also loads the data once per job, as each job
-does, so the time of one load is printed too, and the ratio without those loads.
+The grids (each run differing in seed, init scheme and learning rate; diagnostics every 50 steps,
+test evaluation at the end, every record written into a temporary folder, wandb off):
+- mlp64, mlp256: 32 ReLU MLPs of depth 3 on the real Fashion-MNIST (data.root, or
+  /usr/share/datasets/fashion-mnist), 500 steps;
+- cnn: 32 runs of model=cnn's defaults (depth 6, 32 channels) on Fashion-MNIST (28x28), 10 steps;
+- resnet20: 16 ResNet-20s (BatchNorm) on synthetic 32x32x3 data, 10 steps.
+Both sides pay what a launcher pays per job (config, init, records); the serial side also loads
+the data once per job, as each job does, so the ratio without those loads is printed too.
+Where packing falls short of its target, the top operators of one packed and one serial step
+(torch.profiler, self CPU time) show what bounds it.
 """
 
 import argparse
@@ -19,21 +23,32 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from torch.profiler import profile
 
 from initlab.config import register_configs
 from initlab.data import load_data
-from initlab.packed import pack_key, run_pack
-from initlab.run import run
+from initlab.run import run, run_pack
+from initlab.sweep.packs import pack_key
 from initlab.validate import resolve_device
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+FASHION = ["dataset=fashion_mnist"]
+# name: (runs, steps, overrides, CPU target, GPU target)
+GRIDS = {
+    "mlp64": (32, 500, ["model=mlp", "model.width=64", "model.depth=3", *FASHION], 3.0, 10.0),
+    "mlp256": (32, 500, ["model=mlp", "model.width=256", "model.depth=3", *FASHION], None, None),
+    "cnn": (32, 10, ["model=cnn", *FASHION], 1.5, 5.0),
+    "resnet20": (16, 10, ["model=resnet", "model.depth=20", "dataset=synthetic", "data.input_shape=[3,32,32]",
+                          "data.train_size=2048", "data.test_size=512"], 1.3, None),
+}
 
 
-def grid(args, width: int) -> list:
-    common = [f"model.width={width}", f"model.depth={args.depth}", "dataset=fashion_mnist", f"data.root={args.root}",
-              f"train.steps={args.steps}", f"device={args.device}", "train.progress=false", "logger=none"]
+def grid(name: str, args) -> list:
+    runs, steps, overrides, _, _ = GRIDS[name]
+    common = [*overrides, f"data.root={args.root}", f"train.steps={steps}", f"device={args.device}",
+              "train.progress=false", "logger=none"]
     cells = [[f"seed={i // 4}", f"init={('kaiming', 'xavier')[i % 2]}", f"optim.lr={(0.01, 0.02)[i // 2 % 2]}"]
-             for i in range(args.runs)]
+             for i in range(runs)]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return [compose("train", overrides=common + cell) for cell in cells]
 
@@ -58,35 +73,51 @@ def packed(cfgs: list, folder: Path, max_pack: int) -> None:
         run_pack(cfgs[i : i + max_pack], [folder / f"packed{j}" for j in range(i, min(i + max_pack, len(cfgs)))])
 
 
+def top_operators(fn, rows: int = 6) -> str:
+    with profile() as prof:
+        fn()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40)
+
+
+def bench(name: str, args, folder: Path) -> None:
+    cfgs = grid(name, args)
+    assert len({pack_key(cfg) for cfg in cfgs}) == 1
+    packed(cfgs[:2], folder / "warm-up", args.max_pack)  # first-call costs (allocator, kernels) off the clock
+    serial(cfgs[:1], folder / "warm-up")
+    t_serial = timed(lambda: serial(cfgs, folder))
+    t_packed = timed(lambda: packed(cfgs, folder, args.max_pack))
+    t_load = timed(lambda: load_data(cfgs[0].data, resolve_device(args.device)))
+    packs = -(-len(cfgs) // args.max_pack)
+    without = (t_serial - len(cfgs) * t_load) / (t_packed - packs * t_load)
+    cpu_target, gpu_target = GRIDS[name][3:]
+    target = gpu_target if torch.cuda.is_available() else cpu_target
+    verdict = "" if target is None else f"  target {target:.1f}x: {'met' if t_serial / t_packed >= target else 'missed'}"
+    print(f"{name:>9} {len(cfgs):>5} {t_serial:>9.1f} {t_packed:>9.1f} {t_serial / t_packed:>5.1f}x {t_load:>7.2f} "
+          f"{without:>12.1f}x{verdict}", flush=True)
+    if target is not None and t_serial / t_packed < target:
+        one_step = [c.copy() for c in cfgs]
+        for c in one_step:
+            c.train.steps = 2
+        print(f"  what bounds it, two packed steps of {len(cfgs)} runs (self CPU time):")
+        print(top_operators(lambda: packed(one_step, folder / "profile", args.max_pack)))
+        print(f"  and the same {len(cfgs)} runs serially:")
+        print(top_operators(lambda: serial(one_step, folder / "profile-serial")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--widths", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--runs", type=int, default=32)
-    parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--grids", nargs="+", choices=list(GRIDS), default=list(GRIDS))
     parser.add_argument("--max-pack", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--root", default="./data")
     args = parser.parse_args()
     register_configs()
     logging.getLogger("initlab").setLevel(logging.WARNING)  # no per-run init tables in the timing
-    print(f"{args.runs} runs x {args.steps} steps, depth {args.depth}, device {args.device}, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"{'width':>6} {'serial s':>9} {'packed s':>9} {'ratio':>6} {'1 load s':>9} {'ratio w/o loads':>16}")
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}")
+    print(f"{'grid':>9} {'runs':>5} {'serial s':>9} {'packed s':>9} {'ratio':>6} {'1 load s':>7} {'w/o loads':>13}")
     with tempfile.TemporaryDirectory() as tmp:
-        for width in args.widths:
-            cfgs = grid(args, width)
-            assert len({pack_key(cfg) for cfg in cfgs}) == 1
-            folder = Path(tmp) / str(width)
-            packed(cfgs[:2], folder / "warm-up", args.max_pack)  # first-call costs (allocator, kernels) off the clock
-            serial(cfgs[:1], folder / "warm-up")
-            t_serial = timed(lambda: serial(cfgs, folder))
-            t_packed = timed(lambda: packed(cfgs, folder, args.max_pack))
-            t_load = timed(lambda: load_data(cfgs[0].data, resolve_device(args.device)))
-            packs = -(-args.runs // args.max_pack)
-            without = (t_serial - args.runs * t_load) / (t_packed - packs * t_load)
-            print(f"{width:>6} {t_serial:>9.1f} {t_packed:>9.1f} {t_serial / t_packed:>5.1f}x {t_load:>9.2f} {without:>15.1f}x",
-                  flush=True)
+        for name in args.grids:
+            bench(name, args, Path(tmp) / name)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,15 @@ class Batches:
 
 def stacked_batch(batches: list[Batches], step: int) -> tuple[Tensor, Tensor]:
     """Batch `step` of K runs: inputs [K, B, ...] and labels [K, B], run k's own at k (each its
-    own crop and flip where augmented); unaugmented, one gather for all runs."""
+    own crop and flip where augmented); unaugmented, one gather for all runs. The inputs are a
+    view of a [B, K, ...] tensor: the layout initlab.models.stack computes in, reached without a copy."""
     if batches[0].augment:
         xs, ys = zip(*(b(step) for b in batches))
-        return torch.stack(xs), torch.stack(ys)
-    idx = torch.stack([b.indices(step) for b in batches])
-    return batches[0].data.x_train[idx], batches[0].data.y_train[idx]
+        return torch.stack(xs, 1).transpose(0, 1), torch.stack(ys)
+    idx = torch.stack([b.indices(step) for b in batches])  # [K, B]
+    x = batches[0].data.x_train
+    return x.index_select(0, idx.T.flatten()).view(idx.shape[1], idx.shape[0], *x.shape[1:]).transpose(0, 1), \
+        batches[0].data.y_train[idx]
 
 
 def crop_and_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:

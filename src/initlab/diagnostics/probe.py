@@ -40,7 +40,7 @@ class Probe:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.stack = model if isinstance(model, Stack) else Stack([[model]])
+        self.stack = model if isinstance(model, Stack) else Stack([model])
         self.squeeze = not isinstance(model, Stack)  # a plain model's statistics are 0-dim
         lone, net = self.stack.members[0], self.stack.net
         self.layers = {name: net.get_submodule(name) for name, m in lone.named_modules()

@@ -1,13 +1,12 @@
 """K models of one architecture as one network, every layer computing all K runs in one call.
 
-    stack = Stack([[m0, m1], [m2]])   # parts: runs whose parameters share one leaf tensor per layer
-    logits = stack(x)                 # x [K, B, ...], run k's batch x[k] -> [K, B, classes]
-    stack.sync()                      # the members' own parameters and buffers := the stack's
+    stack = Stack([m0, m1, m2])   # K models built alike
+    logits = stack(x)             # x [K, B, ...], run k's batch x[k] -> [K, B, classes]
+    stack.sync()                  # the members' own parameters and buffers := the stack's
 
 A stack of one is its model itself: a lone run trains its own parameters, as a plain torch loop
-does. Otherwise each part holds, per parameter of the lone model, one leaf [K_part, ...], so
-torch's own optimizers step a part's runs together (one param group per part: runs whose
-optimiser settings differ sit in different parts).
+does. Otherwise each parameter of the lone model becomes one leaf [K, ...] of the stack, under
+the same qualified name (stack.net.named_parameters() reads as a lone model's), run k's at row k.
 
 Layout: the stacked network sees a batch as [B, K*C, ...], run k's channels (or features) the
 k-th contiguous block of dimension 1. In that layout
@@ -36,11 +35,10 @@ from initlab.models.layers import ChannelPad
 
 
 class Stack(nn.Module):
-    def __init__(self, parts: list[list[nn.Module]]) -> None:
+    def __init__(self, members: list[nn.Module]) -> None:
         super().__init__()
-        self.parts = [len(part) for part in parts]
-        self.members = [m for part in parts for m in part]  # a plain list: the members are not submodules
-        self.net = self.members[0] if len(self.members) == 1 else _stacked(parts)
+        self.members = list(members)  # a plain list: the members are not submodules
+        self.net = self.members[0] if len(self.members) == 1 else _stacked(self.members)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -49,28 +47,24 @@ class Stack(nn.Module):
     def alone(self) -> bool:
         return len(self.members) == 1
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, shared: bool = False) -> Tensor:
+        """Logits [K, B, classes] of x [K, B, ...], run k's batch x[k]; with `shared`, of one
+        batch x [B, ...] for every run (an evaluation)."""
         if self.alone:
-            return self.net(x[0]).unsqueeze(0)
-        out = self.net(x.transpose(0, 1).flatten(1, 2))  # [B, K*C, ...]: run-major channels
+            return self.net(x if shared else x[0]).unsqueeze(0)
+        if shared:
+            x = x.repeat(1, len(self), *[1] * (x.dim() - 2))  # [B, K*C, ...]
+        else:
+            x = x.transpose(0, 1).flatten(1, 2)  # [B, K*C, ...]: run-major channels (a view, if x is one of [B, K, ...])
+        out = self.net(x)
         return out.view(out.shape[0], len(self), -1).transpose(0, 1)
-
-    def part_params(self) -> list[list[Tensor]]:
-        """Per part, its leaves in the order of a lone model's parameters() (for param groups)."""
-        if self.alone:
-            return [list(self.net.parameters())]
-        layers = dict(self.net.named_modules())
-        return [[layers[layer].leaves[name][part] for layer, name in _param_names(self.members[0])]
-                for part in range(len(self.parts))]
 
     def layer_tensors(self, layer: str, grad: bool = False) -> list[Tensor]:
         """The parameters (or their gradients) of `layer`, each [K, ...]; [] if a gradient is missing."""
-        module = self.net.get_submodule(layer)
-        if self.alone:
-            tensors = [p.grad if grad else p for p in module.parameters(False)]
-            return [] if None in tensors else [t.detach().unsqueeze(0) for t in tensors]
-        tensors = [[p.grad if grad else p for p in parts] for parts in module.leaves.values()]
-        return [] if any(None in ts for ts in tensors) else [torch.cat(ts).detach() for ts in tensors]
+        tensors = [p.grad if grad else p for p in self.net.get_submodule(layer).parameters(False)]
+        if None in tensors:
+            return []
+        return [t.detach().unsqueeze(0) if self.alone else t.detach() for t in tensors]
 
     @torch.no_grad()
     def sync(self) -> None:
@@ -83,14 +77,8 @@ class Stack(nn.Module):
                 layer.unstack([modules[name] for modules in per_member])
 
 
-def _param_names(model: nn.Module) -> list[tuple[str, str]]:
-    """(layer, parameter) names in the order of model.parameters()."""
-    return [tuple(full.rsplit(".", 1)) if "." in full else ("", full) for full, _ in model.named_parameters()]
-
-
-def _stacked(parts: list[list[nn.Module]]) -> nn.Module:
+def _stacked(members: list[nn.Module]) -> nn.Module:
     """A copy of the first member's structure whose leaf layers compute every member at once."""
-    members = [m for part in parts for m in part]
     net = copy.deepcopy(members[0])
     per_member = [dict(m.named_modules()) for m in members]
     for name, module in list(net.named_modules()):
@@ -99,7 +87,7 @@ def _stacked(parts: list[list[nn.Module]]) -> nn.Module:
         stacked = STACKED.get(type(module))
         layers = [modules[name] for modules in per_member]
         if stacked is not None:
-            net.set_submodule(name, stacked(layers, [len(part) for part in parts]))
+            net.set_submodule(name, stacked(layers))
         elif isinstance(module, ChannelPad):
             net.set_submodule(name, ChannelPad(module.stride, module.extra, runs=len(members)))
         elif not isinstance(module, ACTIVATION_MODULES):
@@ -109,35 +97,27 @@ def _stacked(parts: list[list[nn.Module]]) -> nn.Module:
 
 
 class StackedLayer(nn.Module):
-    """A layer of K runs: per parameter name, one leaf [K_part, ...] per part (`leaves`), and
-    `full(name)`, all K runs' values [K, ...] (a concatenation only where there are parts)."""
+    """A layer of K runs: each parameter of the lone layer, under its name, as one leaf [K, ...]."""
 
-    def __init__(self, layers: list[nn.Module], parts: list[int]) -> None:
+    def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
-        bounds = [sum(parts[:i]) for i in range(len(parts) + 1)]
-        self.leaves = nn.ModuleDict({
-            name: nn.ParameterList([torch.stack([getattr(m, name).detach() for m in layers[a:b]])
-                                    for a, b in zip(bounds, bounds[1:])])
-            for name, p in layers[0].named_parameters(recurse=False)})
-
-    def full(self, name: str) -> Tensor | None:
-        if name not in self.leaves:
-            return None
-        parts = list(self.leaves[name])
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        for name, p in layers[0]._parameters.items():  # None entries too (a Linear without bias), as torch keeps them
+            self.register_parameter(name, None if p is None else nn.Parameter(torch.stack([getattr(m, name).detach()
+                                                                                            for m in layers])))
 
     def unstack(self, layers: list[nn.Module]) -> None:
-        for name in self.leaves:
-            for layer, value in zip(layers, self.full(name)):
+        for name, stacked in self.named_parameters(recurse=False):
+            for layer, value in zip(layers, stacked):
                 getattr(layer, name).copy_(value)
 
 
 class StackedLinear(StackedLayer):
     def forward(self, x: Tensor) -> Tensor:
-        w, b = self.full("weight"), self.full("bias")  # [K, O, F], [K, O]
-        h = x.view(x.shape[0], len(w), -1).transpose(0, 1)  # [K, B, F]
-        y = torch.bmm(h, w.mT) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.mT)
-        return y.transpose(0, 1).flatten(1)  # [B, K*O]
+        w, b = self.weight, self.bias  # [K, O, F], [K, O]
+        h = x.view(x.shape[0], len(w), -1).permute(1, 2, 0)  # [K, F, B]
+        # y^T = W h^T reads the weights as stored; y = h W^T would make bmm copy W^T at every call
+        y = torch.bmm(w, h) if b is None else torch.baddbmm(b.unsqueeze(2), w, h)  # [K, O, B]
+        return y.permute(2, 0, 1).flatten(1)  # [B, K*O]
 
 
 class StackedConv(StackedLayer):
@@ -145,21 +125,20 @@ class StackedConv(StackedLayer):
     private but stable since 1.8) does the arithmetic, so every padding mode (zeros, circular,
     ...) and stride is the lone layer's."""
 
-    def __init__(self, convs: list[nn.Module], parts: list[int]) -> None:
-        super().__init__(convs, parts)
+    def __init__(self, convs: list[nn.Module]) -> None:
+        super().__init__(convs)
         self.conv = copy.copy(convs[0])  # its settings only: its parameters are not used
         self.conv.groups = convs[0].groups * len(convs)
 
     def forward(self, x: Tensor) -> Tensor:
-        b = self.full("bias")
-        return self.conv._conv_forward(x, self.full("weight").flatten(0, 1), None if b is None else b.flatten())
+        return self.conv._conv_forward(x, self.weight.flatten(0, 1), _flat(self.bias))
 
 
 class StackedBatchNorm(StackedLayer):
     """K BatchNorms over C channels as one over K*C, with torch's _BatchNorm.forward arithmetic."""
 
-    def __init__(self, norms: list[_BatchNorm], parts: list[int]) -> None:
-        super().__init__(norms, parts)
+    def __init__(self, norms: list[_BatchNorm]) -> None:
+        super().__init__(norms)
         first = norms[0]
         self.momentum, self.eps, self.tracked = first.momentum, first.eps, first.track_running_stats
         if self.tracked:
@@ -173,10 +152,8 @@ class StackedBatchNorm(StackedLayer):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # a cumulative average
                 factor = 1.0 / float(self.num_batches_tracked)
-        w, b = self.full("weight"), self.full("bias")
         return F.batch_norm(x, self.running_mean if self.tracked else None, self.running_var if self.tracked else None,
-                            None if w is None else w.flatten(), None if b is None else b.flatten(),
-                            self.training or not self.tracked, factor, self.eps)
+                            _flat(self.weight), _flat(self.bias), self.training or not self.tracked, factor, self.eps)
 
     def unstack(self, layers: list[nn.Module]) -> None:
         super().unstack(layers)
@@ -190,8 +167,8 @@ class StackedBatchNorm(StackedLayer):
 class StackedGroupNorm(StackedLayer):
     """GroupNorm(g, C) of K runs as GroupNorm(K*g, K*C); LayerNorm(F) over features as GroupNorm(K, K*F)."""
 
-    def __init__(self, norms: list[nn.Module], parts: list[int]) -> None:
-        super().__init__(norms, parts)
+    def __init__(self, norms: list[nn.Module]) -> None:
+        super().__init__(norms)
         first = norms[0]
         if isinstance(first, nn.LayerNorm) and len(first.normalized_shape) != 1:
             raise TypeError("cannot stack a LayerNorm over more than the last dimension")
@@ -199,9 +176,12 @@ class StackedGroupNorm(StackedLayer):
         self.eps = first.eps
 
     def forward(self, x: Tensor) -> Tensor:
-        w, b = self.full("weight"), self.full("bias")
-        return F.group_norm(x, self.groups, None if w is None else w.flatten(), None if b is None else b.flatten(),
-                            self.eps)
+        return F.group_norm(x, self.groups, _flat(self.weight), _flat(self.bias), self.eps)
+
+
+def _flat(t: Tensor | None) -> Tensor | None:
+    """A stacked [K, ...] parameter as the K-times-larger tensor of one layer."""
+    return None if t is None else t.flatten(0, 1)
 
 
 # The layers initlab's models are built of, each with its stacked version. ChannelPad stacks as

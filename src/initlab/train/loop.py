@@ -70,7 +70,7 @@ def _train(pack: Pack, data: Data, start: int, stop: StopRequest) -> None:
         with probe.capture() if log_now else nullcontext():
             logits = pack.stack(x)
             losses = torch.stack([F.cross_entropy(out, target) for out, target in zip(logits, y)])  # each as alone
-            pack.optimizer.zero_grad(set_to_none=True)
+            pack.zero_grad()
             losses.sum().backward()  # each run's gradient is its own loss's: the runs share no parameter
         pending.append(losses.detach())
 
@@ -82,8 +82,7 @@ def _train(pack: Pack, data: Data, start: int, stop: StopRequest) -> None:
             record |= evaluate(pack.stack, data, pack.members[0].cfg.data.eval_batch_size)
         if step < total:
             with probe.update() if log_now else nullcontext():
-                pack.optimizer.step()
-            pack.scheduler.step()
+                pack.step()
             if log_now:
                 record |= probe.stats  # now with the update ratios
 
@@ -153,7 +152,7 @@ def evaluate(stack: Stack, data: Data, batch_size: int) -> dict[str, Tensor]:
     correct = torch.zeros(len(stack), device=data.x_test.device)
     for i in range(0, len(data.y_test), batch_size):
         x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
-        logits = stack(x.expand(len(stack), *x.shape))
+        logits = stack(x, shared=True)
         loss_sum += torch.stack([F.cross_entropy(out, y, reduction="sum") for out in logits])
         correct += (logits.argmax(2) == y).sum(1)
     stack.train()

@@ -2,11 +2,14 @@
 each run's last.pt in the lone format (its own model, torch optimizer and scheduler), read into
 the pack and written from it. A lone run is a pack of one.
 
-Runs whose optimiser settings (optim.*) are equal form one part of the stack and one param
-group: torch's optimizers update elementwise, so a part's stacked leaves get exactly the
-arithmetic each run's own optimizer would give it.
+Runs whose optimiser settings (optim.*) are equal form one part and one param group of torch's
+optimizer. A part's parameters are views of its rows of the stack's leaves (storage shared, so
+the optimizer's in-place update is the stack's; their gradients are views of the leaves'):
+torch's optimizers update elementwise, so each run gets exactly the arithmetic its own
+optimizer would give it, and the forward pass never gathers the parts.
 """
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,14 +81,29 @@ class Pack:
             parts.setdefault(json.dumps(OmegaConf.to_container(m.cfg.optim, enum_to_str=True)), []).append(m)
         self.members = [m for part in parts.values() for m in part]
         self.total = total
-        self.stack = Stack([[m.model for m in part] for part in parts.values()])
+        self.stack = Stack([m.model for m in self.members])
+        bounds = list(itertools.accumulate((len(part) for part in parts.values()), initial=0))
+        self.rows = list(zip(bounds, bounds[1:]))  # each part's rows of the stack
+        self.views = [[p if self.stack.alone else p.detach()[a:b] for p in self.stack.parameters()] for a, b in self.rows]
         optims = [part[0].cfg.optim for part in parts.values()]
-        self.optimizer = build_optimizer(list(zip(optims, self.stack.part_params())))
+        self.optimizer = build_optimizer(list(zip(optims, self.views)))
         self.scheduler = build_schedule(optims, self.optimizer, total, start)
-        self._load_states([list(part) for part in parts.values()])
+        self._load_states()
 
     def __len__(self) -> int:
         return len(self.members)
+
+    def zero_grad(self) -> None:
+        self.stack.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        """One update of every run (its gradients from the backward pass just run)."""
+        if not self.stack.alone:
+            for views, (a, b) in zip(self.views, self.rows):
+                for view, leaf in zip(views, self.stack.parameters()):
+                    view.grad = None if leaf.grad is None else leaf.grad[a:b]
+        self.optimizer.step()
+        self.scheduler.step()
 
     def without(self, gone: list[Member], step: int) -> "Pack | None":
         """The pack of the members not in `gone`, continuing from `step` (None if none is left)."""
@@ -98,32 +116,31 @@ class Pack:
         self._store_states()
         for m in self.members:
             optimizer = build_optimizer([(m.cfg.optim, m.model.parameters())])
-            for p, (i, state) in zip(m.model.parameters(), sorted(m.state.items())):
+            for p, (_, state) in zip(m.model.parameters(), sorted(m.state.items())):
                 optimizer.state[p] = state
             m.records.sync_metrics()  # a checkpoint is never ahead of the metrics it continues
             save_checkpoint(m.checkpoint, step, m.model, optimizer, build_schedule([m.cfg.optim], optimizer, self.total, step))
 
+    def _runs(self):
+        """(member, its part's views, its row in them), in stack order."""
+        for views, (a, b) in zip(self.views, self.rows):
+            for row, m in enumerate(self.members[a:b]):
+                yield m, views, row
+
     def _store_states(self) -> None:
         """The stack's parameters, running statistics and optimizer state into each member's own."""
         self.stack.sync()
-        for k, (m, leaf_of) in enumerate(zip(self.members, self._leaves())):
-            m.state = {i: _unstacked(self.optimizer.state[leaf], row, self.stack.alone)
-                       for i, (leaf, row) in enumerate(leaf_of) if leaf in self.optimizer.state}
+        for m, views, row in self._runs():
+            m.state = {i: _unstacked(self.optimizer.state[v], row, self.stack.alone)
+                       for i, v in enumerate(views) if v in self.optimizer.state}
 
-    def _load_states(self, parts: list[list[Member]]) -> None:
-        for part, leaves in zip(parts, self.stack.part_params()):
-            for i, leaf in enumerate(leaves):
-                states = [m.state.get(i) for m in part]
+    def _load_states(self) -> None:
+        for views, (a, b) in zip(self.views, self.rows):
+            for i, view in enumerate(views):
+                states = [m.state.get(i) for m in self.members[a:b]]
                 if states[0] is not None:  # torch makes its state at the first step
-                    self.optimizer.state[leaf] = {key: _stacked([s[key] for s in states], self.stack.alone)
+                    self.optimizer.state[view] = {key: _stacked([s[key] for s in states], self.stack.alone)
                                                   for key in states[0]}
-
-    def _leaves(self) -> list[list[tuple[Tensor, int]]]:
-        """Per member in stack order, for each of its parameters the leaf holding it and its row there."""
-        rows = []
-        for leaves, size in zip(self.stack.part_params(), self.stack.parts):
-            rows += [[(leaf, row) for leaf in leaves] for row in range(size)]
-        return rows
 
 
 def _stacked(values: list, alone: bool):
