@@ -28,8 +28,8 @@ from initlab.data import Data, load_data
 from initlab.data.sources import open_split
 from initlab.models import build_model
 from initlab.track.records import RunRecords
-from initlab.track.wandb_mirror import NoMirror
-from initlab.train.loop import train
+from initlab.train.loop import Member, Outcome, train
+from initlab.train.preemption import StopRequest
 from initlab.validate import resolve_device
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -51,10 +51,11 @@ def initlab_loop(args, data: Data, device, log_every: int) -> float:
     model = build_model(cfg.model, [1, 28, 28], 10).to(device)
     small_test = Data(data.x_train, data.y_train, data.x_test[: args.batch_size], data.y_test[: args.batch_size])
     with tempfile.TemporaryDirectory() as tmp:
-        train(cfg, model, small_test, RunRecords(Path(tmp)), NoMirror())  # warm-up
+        lone = lambda folder: [Member(cfg, RunRecords(folder), Outcome("running", 0), model, str(device))]  # noqa: E731
+        train(lone(Path(tmp)), small_test, StopRequest())  # warm-up
         synchronize(device)
         start = time.perf_counter()
-        train(cfg, model, small_test, RunRecords(Path(tmp) / "timed"), NoMirror())
+        train(lone(Path(tmp) / "timed"), small_test, StopRequest())
         synchronize(device)
     return (args.steps + 1) * args.batch_size / (time.perf_counter() - start)
 

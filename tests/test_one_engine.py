@@ -7,6 +7,7 @@
   optimizer's momentum included), ending as the uninterrupted runs end, within test_packed's
   tolerance (the stack and the lone model differ in the order of float32 reductions only).
 - The probe measures each member of a Stack as it measures that member alone.
+- A pack's update is each run's own torch optimizer and schedule, bit for bit, over 1,000 steps.
 """
 
 import copy
@@ -32,6 +33,9 @@ from initlab.models import build_model
 from initlab.models.stack import Stack
 from initlab.run import build_initialised, run_pack
 from initlab.sweep.packs import pack_key
+from initlab.track.records import RunRecords
+from initlab.train.optim import build_optimizer, build_schedule
+from initlab.train.pack import Member, Outcome, Pack
 from initlab.validate import validate
 from test_packed import assert_same_checkpoint, assert_same_records
 
@@ -320,3 +324,50 @@ def test_the_probe_gives_each_member_of_a_stack_its_lone_statistics(arch):
         want = model.state_dict()
         for key, value in member.state_dict().items():
             torch.testing.assert_close(value, want[key], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The pack's optimizer is torch's, per run
+
+
+PARTS = {  # per optimizer (one per pack: pack_key), two parts of different settings and schedules
+    "sgd": [["optim.momentum=0.9", "optim.nesterov=true", "optim.weight_decay=1e-3"],
+            ["optim.lr=0.05", "optim.momentum=0", "optim.schedule=cosine", "optim.warmup_steps=100"]],
+    "adam": [["optim.lr=3e-3", "optim.betas=[0.8,0.99]", "optim.weight_decay=1e-2"],
+             ["optim.lr=1e-3", "optim.schedule=cosine", "optim.warmup_steps=100"]],
+    "adamw": [["optim.lr=1e-3", "optim.weight_decay=0.1", "optim.schedule=cosine"], ["optim.lr=3e-3"]],
+}
+
+
+@pytest.mark.parametrize("kind", PARTS)
+def test_a_packs_update_is_each_runs_own_torch_optimizer_over_1000_steps(tmp_path, kind):
+    """Given the same gradients, every run of a pack (parts with different settings and schedules,
+    runs sharing a part) moves exactly as its own torch.optim optimizer and LambdaLR move its lone
+    model: torch's update is elementwise, and each part's views are rows of the stack's leaves."""
+    total = 1000
+    cfgs = [compose_config(*PLAIN, f"optim={kind}", *PARTS[kind][i % 2], f"seed={i}") for i in range(4)]  # two runs a part
+    members = []
+    for i, cfg in enumerate(cfgs):
+        model, _ = build_initialised(cfg, validate(cfg))
+        members.append(Member(cfg, RunRecords(tmp_path / str(i)), Outcome("running", 0), model, "cpu"))
+    lone = [copy.deepcopy(m.model) for m in members]
+    optimizers = [build_optimizer([(c.optim, m.parameters())]) for c, m in zip(cfgs, lone)]
+    schedules = [build_schedule([c.optim], o, total) for c, o in zip(cfgs, optimizers)]
+    pack = Pack(members, total, 0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(total):
+        grads = [torch.randn(p.shape, generator=g) for p in pack.stack.parameters()]  # [K, ...] each
+        for p, grad in zip(pack.stack.parameters(), grads):
+            p.grad = grad.clone()
+        for k, model in enumerate(lone):
+            order = pack.members.index(members[k])
+            for p, grad in zip(model.parameters(), grads):
+                p.grad = grad[order].clone()
+        pack.step()
+        for optimizer, schedule in zip(optimizers, schedules):
+            optimizer.step()
+            schedule.step()
+    pack.stack.sync()
+    for m, model in zip(members, lone):
+        for ours, theirs in zip(m.model.parameters(), model.parameters()):
+            assert torch.equal(ours, theirs)

@@ -21,6 +21,8 @@ import torch
 
 from cli import REPO, metrics, summary
 from conftest import compose_config, run_in_process
+from initlab.models import build_model
+from initlab.models.stack import Stack
 from initlab.run import run_pack
 from initlab.sweep.packs import pack_key
 from sweeps import job_dirs, multirun
@@ -121,6 +123,15 @@ def test_every_architecture_packs_with_the_records_of_its_lone_runs(tmp_path, ar
         running = [torch.load(p / "last.pt")["model"] for p in packed]
         key = next(k for k in running[0] if k.endswith("running_mean"))
         assert not torch.equal(running[0][key], running[1][key])
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES, ids=list(ARCHITECTURES))
+def test_a_stack_holds_each_lone_parameter_once_as_k_rows(arch):
+    cfg = compose_config(*IMAGES, *ARCHITECTURES[arch])
+    models = [build_model(cfg.model, [3, 8, 8], 10) for _ in range(3)]
+    stacked = dict(Stack(models).net.named_parameters())
+    assert {name: tuple(p.shape) for name, p in stacked.items()} == {
+        name: (3, *p.shape) for name, p in models[0].named_parameters()}
 
 
 @pytest.mark.parametrize("activation", ["tanh", "selu", "gelu", "leaky_relu", "sigmoid", "softplus", "linear"])

@@ -10,7 +10,7 @@ the same qualified name (stack.net.named_parameters() reads as a lone model's), 
 
 Layout: the stacked network sees a batch as [B, K*C, ...], run k's channels (or features) the
 k-th contiguous block of dimension 1. In that layout
-- K convolutions are one grouped convolution (groups times K);
+- K convolutions are one grouped convolution (groups times K; on the CPU, K convolutions);
 - BatchNorm over K*C channels is each run's own BatchNorm; GroupNorm(g, C) is GroupNorm(K*g, K*C),
   and LayerNorm(F) is GroupNorm(K, K*F);
 - activations, flatten(1) and means over space keep the layout,
@@ -121,17 +121,31 @@ class StackedLinear(StackedLayer):
 
 
 class StackedConv(StackedLayer):
-    """K convolutions as one with K times the groups. The lone layer's own _conv_forward (torch's,
+    """K convolutions as one with K times the groups (on a GPU), or as K convolutions, one per
+    run's channel block (on the CPU, where oneDNN's grouped convolution takes ~30% longer than
+    the K it replaces: scripts/bench_grid.py). The lone layer's own _conv_forward (torch's,
     private but stable since 1.8) does the arithmetic, so every padding mode (zeros, circular,
     ...) and stride is the lone layer's."""
 
     def __init__(self, convs: list[nn.Module]) -> None:
         super().__init__(convs)
-        self.conv = copy.copy(convs[0])  # its settings only: its parameters are not used
-        self.conv.groups = convs[0].groups * len(convs)
+        # the lone layer's settings, once as they are and once grouped K times (a tuple: no submodules)
+        self.settings = (_conv_settings(convs[0], 1), _conv_settings(convs[0], len(convs)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv._conv_forward(x, self.weight.flatten(0, 1), _flat(self.bias))
+        lone, grouped = self.settings
+        if x.is_cuda:
+            return grouped._conv_forward(x, self.weight.flatten(0, 1), _flat(self.bias))
+        biases = [None] * len(self.weight) if self.bias is None else self.bias
+        return torch.cat([lone._conv_forward(xk, w, b) for xk, w, b in zip(x.chunk(len(self.weight), 1), self.weight, biases)], 1)
+
+
+def _conv_settings(conv: nn.Module, runs: int) -> nn.Module:
+    """A shallow copy of `conv` without its parameters, with `runs` times its groups."""
+    settings = copy.copy(conv)
+    settings._parameters = {}
+    settings.groups = conv.groups * runs
+    return settings
 
 
 class StackedBatchNorm(StackedLayer):

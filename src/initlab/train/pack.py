@@ -115,9 +115,10 @@ class Pack:
         """Each member's last.pt at `step`, in the lone format, after its metrics are on disk."""
         self._store_states()
         for m in self.members:
-            optimizer = build_optimizer([(m.cfg.optim, m.model.parameters())])
-            for p, (_, state) in zip(m.model.parameters(), sorted(m.state.items())):
-                optimizer.state[p] = state
+            params = list(m.model.parameters())
+            optimizer = build_optimizer([(m.cfg.optim, params)])
+            for i, state in m.state.items():
+                optimizer.state[params[i]] = state
             m.records.sync_metrics()  # a checkpoint is never ahead of the metrics it continues
             save_checkpoint(m.checkpoint, step, m.model, optimizer, build_schedule([m.cfg.optim], optimizer, self.total, step))
 
