@@ -22,7 +22,7 @@ import torch
 from cli import REPO, metrics, summary
 from conftest import compose_config, run_in_process
 from initlab.models import build_model
-from initlab.models.stack import Stack
+from initlab.models.stack import STACKED, Stack
 from initlab.run import run_pack
 from initlab.sweep.packs import pack_key
 from sweeps import job_dirs, multirun
@@ -132,6 +132,26 @@ def test_a_stack_holds_each_lone_parameter_once_as_k_rows(arch):
     stacked = dict(Stack(models).net.named_parameters())
     assert {name: tuple(p.shape) for name, p in stacked.items()} == {
         name: (3, *p.shape) for name, p in models[0].named_parameters()}
+
+
+@pytest.mark.parametrize("padding", ["zeros", "circular"])
+def test_a_stacked_convolution_is_the_same_grouped_or_per_run(padding):
+    """The GPU's grouped form and the CPU's per-run form of one stacked convolution agree."""
+    convs = [torch.nn.Conv2d(3, 4, 3, 2, 1, padding_mode=padding) for _ in range(3)]
+    stacked = STACKED[torch.nn.Conv2d](convs)
+    x = torch.randn(3 * 5, 3, 8, 8)
+    torch.testing.assert_close(stacked.grouped(x), stacked.per_run(x))
+    torch.testing.assert_close(stacked.per_run(x)[5:10], convs[1](x[5:10]))
+
+
+def test_a_stacked_batchnorm_is_the_same_grouped_or_per_run():
+    """The GPU's and the CPU's form of one stacked BatchNorm: outputs and running statistics agree."""
+    norms = [torch.nn.BatchNorm2d(4) for _ in range(3)]
+    x = torch.randn(3 * 5, 4, 6, 6)
+    grouped, per_run = STACKED[torch.nn.BatchNorm2d](norms), STACKED[torch.nn.BatchNorm2d](norms)
+    torch.testing.assert_close(grouped.grouped(x, True, 0.1), per_run.per_run(x, True, 0.1))
+    torch.testing.assert_close(grouped.running_var, per_run.running_var)
+    torch.testing.assert_close(per_run.per_run(x, True, 0.1)[5:10], norms[1](x[5:10]))
 
 
 @pytest.mark.parametrize("activation", ["tanh", "selu", "gelu", "leaky_relu", "sigmoid", "softplus", "linear"])

@@ -38,15 +38,13 @@ class Batches:
 
 def stacked_batch(batches: list[Batches], step: int) -> tuple[Tensor, Tensor]:
     """Batch `step` of K runs: inputs [K, B, ...] and labels [K, B], run k's own at k (each its
-    own crop and flip where augmented); unaugmented, one gather for all runs. The inputs are a
-    view of a [B, K, ...] tensor: the layout initlab.models.stack computes in, reached without a copy."""
+    own crop and flip where augmented); unaugmented, one gather for all runs."""
     if batches[0].augment:
         xs, ys = zip(*(b(step) for b in batches))
-        return torch.stack(xs, 1).transpose(0, 1), torch.stack(ys)
+        return torch.stack(xs), torch.stack(ys)
     idx = torch.stack([b.indices(step) for b in batches])  # [K, B]
     x = batches[0].data.x_train
-    return x.index_select(0, idx.T.flatten()).view(idx.shape[1], idx.shape[0], *x.shape[1:]).transpose(0, 1), \
-        batches[0].data.y_train[idx]
+    return x.index_select(0, idx.flatten()).unflatten(0, idx.shape), batches[0].data.y_train[idx]
 
 
 def crop_and_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:

@@ -44,14 +44,11 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, lazy: bo
 
 class ChannelPad(nn.Module):
     """He et al.'s parameter-free shortcut (option A): subsample by `stride`, then zero-pad
-    `extra` new channels; with `runs`, the input holds that many runs' channels one block
-    after another (initlab.models.stack) and each block is padded on its own."""
+    `extra` new channels."""
 
-    def __init__(self, stride: int, extra: int, runs: int = 1) -> None:
+    def __init__(self, stride: int, extra: int) -> None:
         super().__init__()
-        self.stride, self.extra, self.runs = stride, extra, runs
+        self.stride, self.extra = stride, extra
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        b, channels, h, w = x.shape
-        return F.pad(x.view(b, self.runs, channels // self.runs, h, w), (0, 0, 0, 0, 0, self.extra)).flatten(1, 2)
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra))

@@ -8,14 +8,16 @@ A stack of one is its model itself: a lone run trains its own parameters, as a p
 does. Otherwise each parameter of the lone model becomes one leaf [K, ...] of the stack, under
 the same qualified name (stack.net.named_parameters() reads as a lone model's), run k's at row k.
 
-Layout: the stacked network sees a batch as [B, K*C, ...], run k's channels (or features) the
-k-th contiguous block of dimension 1. In that layout
-- K convolutions are one grouped convolution (groups times K; on the CPU, K convolutions);
-- BatchNorm over K*C channels is each run's own BatchNorm; GroupNorm(g, C) is GroupNorm(K*g, K*C),
-  and LayerNorm(F) is GroupNorm(K, K*F);
-- activations, flatten(1) and means over space keep the layout,
-so the lone model's own forward() runs unchanged over the stacked layers; a Linear layer views
-its input as [K, B, F] and multiplies in one bmm.
+Layout: the stacked network sees the K batches as one of K*B examples, run k's the k-th block
+of B rows (x.flatten(0, 1): no copy). Whatever acts per example (activations, flatten(1), means
+over space, GroupNorm and LayerNorm, the residual shortcut) is then the lone layer itself, so
+the lone model's own forward() runs unchanged over the stacked layers, and
+- a Linear layer multiplies [K, B, F] by its [K, O, F] weights in one bmm;
+- a convolution runs once per run on its block of rows (contiguous; on the CPU, oneDNN's grouped
+  convolution over a [B, K*C, ...] layout takes ~30% longer than the K convolutions it replaces),
+  or, on a GPU, as one grouped convolution (groups times K) over that layout;
+- BatchNorm normalises each run's block over its own B rows: over K*C channels of the
+  [B, K*C, ...] layout, torch's own batch_norm.
 
 Why not torch.func (stack_module_state + functional_call + vmap): under vmap, module and tensor
 hooks see batched tensors, so the probe's per-layer statistics could not come from the same
@@ -52,12 +54,8 @@ class Stack(nn.Module):
         batch x [B, ...] for every run (an evaluation)."""
         if self.alone:
             return self.net(x if shared else x[0]).unsqueeze(0)
-        if shared:
-            x = x.repeat(1, len(self), *[1] * (x.dim() - 2))  # [B, K*C, ...]
-        else:
-            x = x.transpose(0, 1).flatten(1, 2)  # [B, K*C, ...]: run-major channels (a view, if x is one of [B, K, ...])
-        out = self.net(x)
-        return out.view(out.shape[0], len(self), -1).transpose(0, 1)
+        x = x.expand(len(self), *x.shape) if shared else x
+        return self.net(x.flatten(0, 1)).unflatten(0, (len(self), -1))
 
     def layer_tensors(self, layer: str, grad: bool = False) -> list[Tensor]:
         """The parameters (or their gradients) of `layer`, each [K, ...]; [] if a gradient is missing."""
@@ -88,11 +86,9 @@ def _stacked(members: list[nn.Module]) -> nn.Module:
         layers = [modules[name] for modules in per_member]
         if stacked is not None:
             net.set_submodule(name, stacked(layers))
-        elif isinstance(module, ChannelPad):
-            net.set_submodule(name, ChannelPad(module.stride, module.extra, runs=len(members)))
-        elif not isinstance(module, ACTIVATION_MODULES):
+        elif not isinstance(module, PER_EXAMPLE):
             raise TypeError(f"cannot stack {name or 'the model'} ({type(module).__name__}): "
-                            "initlab.models.stack knows no layout-preserving version of it")
+                            "initlab.models.stack knows no version of it that keeps the runs apart")
     return net
 
 
@@ -101,6 +97,7 @@ class StackedLayer(nn.Module):
 
     def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
+        self.runs = len(layers)
         for name, p in layers[0]._parameters.items():  # None entries too (a Linear without bias), as torch keeps them
             self.register_parameter(name, None if p is None else nn.Parameter(torch.stack([getattr(m, name).detach()
                                                                                             for m in layers])))
@@ -114,18 +111,15 @@ class StackedLayer(nn.Module):
 class StackedLinear(StackedLayer):
     def forward(self, x: Tensor) -> Tensor:
         w, b = self.weight, self.bias  # [K, O, F], [K, O]
-        h = x.view(x.shape[0], len(w), -1).permute(1, 2, 0)  # [K, F, B]
+        h = x.unflatten(0, (self.runs, -1)).mT  # [K, F, B]
         # y^T = W h^T reads the weights as stored; y = h W^T would make bmm copy W^T at every call
         y = torch.bmm(w, h) if b is None else torch.baddbmm(b.unsqueeze(2), w, h)  # [K, O, B]
-        return y.permute(2, 0, 1).flatten(1)  # [B, K*O]
+        return y.mT.flatten(0, 1)  # [K*B, O]
 
 
 class StackedConv(StackedLayer):
-    """K convolutions as one with K times the groups (on a GPU), or as K convolutions, one per
-    run's channel block (on the CPU, where oneDNN's grouped convolution takes ~30% longer than
-    the K it replaces: scripts/bench_grid.py). The lone layer's own _conv_forward (torch's,
-    private but stable since 1.8) does the arithmetic, so every padding mode (zeros, circular,
-    ...) and stride is the lone layer's."""
+    """The lone layer's own _conv_forward (torch's, private but stable since 1.8) does the
+    arithmetic, so every padding mode (zeros, circular, ...) and stride is the lone layer's."""
 
     def __init__(self, convs: list[nn.Module]) -> None:
         super().__init__(convs)
@@ -133,11 +127,15 @@ class StackedConv(StackedLayer):
         self.settings = (_conv_settings(convs[0], 1), _conv_settings(convs[0], len(convs)))
 
     def forward(self, x: Tensor) -> Tensor:
-        lone, grouped = self.settings
-        if x.is_cuda:
-            return grouped._conv_forward(x, self.weight.flatten(0, 1), _flat(self.bias))
-        biases = [None] * len(self.weight) if self.bias is None else self.bias
-        return torch.cat([lone._conv_forward(xk, w, b) for xk, w, b in zip(x.chunk(len(self.weight), 1), self.weight, biases)], 1)
+        return self.grouped(x) if x.is_cuda else self.per_run(x)
+
+    def grouped(self, x: Tensor) -> Tensor:
+        y = self.settings[1]._conv_forward(_channels(x, self.runs), self.weight.flatten(0, 1), _flat(self.bias))
+        return _runs(y, self.runs)
+
+    def per_run(self, x: Tensor) -> Tensor:
+        biases = [None] * self.runs if self.bias is None else self.bias
+        return torch.cat([self.settings[0]._conv_forward(xk, w, b) for xk, w, b in zip(x.chunk(self.runs), self.weight, biases)])
 
 
 def _conv_settings(conv: nn.Module, runs: int) -> nn.Module:
@@ -148,8 +146,18 @@ def _conv_settings(conv: nn.Module, runs: int) -> nn.Module:
     return settings
 
 
+def _channels(x: Tensor, runs: int) -> Tensor:
+    """[K*B, C, ...] -> [B, K*C, ...]: run k's channels the k-th block of each example."""
+    return x.unflatten(0, (runs, -1)).transpose(0, 1).flatten(1, 2)
+
+
+def _runs(x: Tensor, runs: int) -> Tensor:
+    """[B, K*C, ...] -> [K*B, C, ...], the inverse of _channels."""
+    return x.unflatten(1, (runs, -1)).transpose(0, 1).flatten(0, 1)
+
+
 class StackedBatchNorm(StackedLayer):
-    """K BatchNorms over C channels as one over K*C, with torch's _BatchNorm.forward arithmetic."""
+    """K BatchNorms as one over K*C channels, with torch's _BatchNorm.forward arithmetic."""
 
     def __init__(self, norms: list[_BatchNorm]) -> None:
         super().__init__(norms)
@@ -166,8 +174,24 @@ class StackedBatchNorm(StackedLayer):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # a cumulative average
                 factor = 1.0 / float(self.num_batches_tracked)
-        return F.batch_norm(x, self.running_mean if self.tracked else None, self.running_var if self.tracked else None,
-                            _flat(self.weight), _flat(self.bias), self.training or not self.tracked, factor, self.eps)
+        return (self.grouped if x.is_cuda else self.per_run)(x, self.training or not self.tracked, factor)
+
+    def _stats(self) -> list[Tensor | None]:
+        return [self.running_mean, self.running_var] if self.tracked else [None, None]
+
+    def grouped(self, x: Tensor, training: bool, factor: float) -> Tensor:
+        """One call over the [B, K*C, ...] layout (on a GPU)."""
+        y = F.batch_norm(_channels(x, self.runs), *self._stats(), _flat(self.weight), _flat(self.bias), training,
+                         factor, self.eps)
+        return _runs(y, self.runs)
+
+    def per_run(self, x: Tensor, training: bool, factor: float) -> Tensor:
+        """One call per run's block of rows (on the CPU: no transposed copies of the activations);
+        the running statistics' chunks are views, updated in place."""
+        per_run = [[None] * self.runs if t is None else t.chunk(self.runs) if t.dim() == 1 else t.unbind()
+                   for t in (*self._stats(), self.weight, self.bias)]  # [K*C] statistics, [K, C] affine
+        return torch.cat([F.batch_norm(xk, *tensors, training, factor, self.eps)
+                          for xk, *tensors in zip(x.chunk(self.runs), *per_run)])
 
     def unstack(self, layers: list[nn.Module]) -> None:
         super().unstack(layers)
@@ -178,19 +202,25 @@ class StackedBatchNorm(StackedLayer):
                 layer.num_batches_tracked.copy_(self.num_batches_tracked)
 
 
-class StackedGroupNorm(StackedLayer):
-    """GroupNorm(g, C) of K runs as GroupNorm(K*g, K*C); LayerNorm(F) over features as GroupNorm(K, K*F)."""
+class StackedAffineNorm(StackedLayer):
+    """GroupNorm or LayerNorm: the lone layer's normalisation, per example, then each run's own
+    elementwise affine."""
 
     def __init__(self, norms: list[nn.Module]) -> None:
         super().__init__(norms)
-        first = norms[0]
-        if isinstance(first, nn.LayerNorm) and len(first.normalized_shape) != 1:
-            raise TypeError("cannot stack a LayerNorm over more than the last dimension")
-        self.groups = len(norms) * (first.num_groups if isinstance(first, nn.GroupNorm) else 1)
-        self.eps = first.eps
+        self.norm = copy.copy(norms[0])  # the settings; the affine is the stack's
+        self.norm._parameters = {name: None for name in self.norm._parameters}
+        self.channel_first = isinstance(norms[0], nn.GroupNorm)  # GroupNorm's affine is per channel (dim 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.group_norm(x, self.groups, _flat(self.weight), _flat(self.bias), self.eps)
+        y = self.norm(x)
+        if self.weight is None:
+            return y
+        runs = self.runs
+        shape = (runs, 1, -1, *[1] * (x.dim() - 2)) if self.channel_first else (runs, *[1] * (x.dim() - 1), -1)
+        y = y.unflatten(0, (runs, -1))
+        y = torch.addcmul(self.bias.view(shape), y, self.weight.view(shape)) if self.bias is not None else y * self.weight.view(shape)
+        return y.flatten(0, 1)
 
 
 def _flat(t: Tensor | None) -> Tensor | None:
@@ -198,8 +228,9 @@ def _flat(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.flatten(0, 1)
 
 
-# The layers initlab's models are built of, each with its stacked version. ChannelPad stacks as
-# itself (with `runs`); any other parameterless leaf must be an activation (elementwise).
+# The layers initlab's models are built of, each with its stacked version; a parameterless leaf
+# not here must act on each example alone (an activation, the residual shortcut), as it is.
 STACKED = {nn.Linear: StackedLinear, nn.Conv1d: StackedConv, nn.Conv2d: StackedConv, nn.Conv3d: StackedConv,
-           nn.BatchNorm1d: StackedBatchNorm, nn.BatchNorm2d: StackedBatchNorm, nn.GroupNorm: StackedGroupNorm,
-           nn.LayerNorm: StackedGroupNorm}
+           nn.BatchNorm1d: StackedBatchNorm, nn.BatchNorm2d: StackedBatchNorm, nn.GroupNorm: StackedAffineNorm,
+           nn.LayerNorm: StackedAffineNorm}
+PER_EXAMPLE = (*ACTIVATION_MODULES, ChannelPad)
