@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import initlab
+
 from cli import REPO, metrics, summary
 from conftest import compose_config, run_in_process
 from initlab.models import build_model
@@ -132,6 +134,29 @@ def test_a_stack_holds_each_lone_parameter_once_as_k_rows(arch):
     stacked = dict(Stack(models).net.named_parameters())
     assert {name: tuple(p.shape) for name, p in stacked.items()} == {
         name: (3, *p.shape) for name, p in models[0].named_parameters()}
+
+
+def test_a_module_that_holds_parameters_beside_its_children_is_refused():
+    """Its own parameters would stay member 0's, shared by every run: refused, not stacked wrongly."""
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.scale = torch.nn.Linear(4, 2), torch.nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return self.body(x) * self.scale
+
+    with pytest.raises(TypeError, match="holds parameters or buffers of its own"):
+        Stack([Scaled(), Scaled()])
+
+
+def test_a_stacks_probe_floats_are_a_list_per_statistic():
+    models = [torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)) for _ in range(3)]
+    probe = initlab.Probe(Stack(models))
+    with probe.capture():
+        probe.stack(torch.randn(3, 5, 4)).sum().backward()
+    floats = probe.floats()
+    assert all(isinstance(v, list) and len(v) == 3 for v in floats.values()) and "act_var/0" in floats
 
 
 @pytest.mark.parametrize("padding", ["zeros", "circular"])

@@ -44,7 +44,8 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None) -> list
     in-process (hydra.compose) run as well as train.py's.
 
     Returns, per run, its Outcome or the exception that ended it: a run's own mistake (a
-    ConfigError) fails that run only; an error while loading data or training fails every run.
+    ConfigError) fails that run only; an error while loading data or training fails every run
+    that has not ended yet.
     Each run holds its directory locked: a second run aiming at it stops at once and touches
     nothing. From then on every exit leaves summary.json: `failed` with the error and the steps
     reached, or `interrupted` when SIGTERM/SIGUSR2 stopped it at a step boundary (last.pt saved
@@ -67,7 +68,7 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None) -> list
         if members:
             _run(list(members.values()), group, started, stop)
             for i, m in members.items():
-                results[i] = m.error if m.outcome.status == "failed" else m.outcome
+                results[i] = m.error if m.error is not None else m.outcome
     if any(isinstance(r, Outcome) and r.status == "interrupted" for r in results):
         stop.forward()
     return results
@@ -117,6 +118,9 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
                 m.outcome.status = "completed"
     except BaseException as err:
         for m in members:
+            if m.outcome.status in ("completed", "diverged"):  # ended before the error: kept as it ended
+                close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | {"pack_size": len(members)})
+                continue
             m.error = err
             summary = failure_summary(m.records, m.outcome, err, started, device) | {"pack_size": len(members)}
             record_failure(m.records, m.mirror, summary)

@@ -133,9 +133,13 @@ def _rectifier_owners(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def to_floats(record: dict) -> dict:
-    """Turn every tensor in a record into a Python float with one device-to-host copy."""
+    """Turn every tensor in a record into a Python float (a 0-dim one) or a list of floats (a
+    stack's [K] statistic), with one device-to-host copy."""
     keys = [k for k, v in record.items() if isinstance(v, Tensor)]
     if keys:
-        values = torch.stack([record[k].detach().float().reshape(()) for k in keys]).tolist()
+        flat = torch.cat([record[k].detach().float().reshape(-1) for k in keys]).tolist()
+        sizes = [record[k].numel() for k in keys]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        values = [flat[s] if record[k].dim() == 0 else flat[s : s + n] for k, s, n in zip(keys, starts, sizes)]
         record = {**record, **dict(zip(keys, values))}
     return record

@@ -1,4 +1,4 @@
-"""K models of one architecture as one network, every layer computing all K runs in one call.
+"""K models of one architecture trained as one network.
 
     stack = Stack([m0, m1, m2])   # K models built alike
     logits = stack(x)             # x [K, B, ...], run k's batch x[k] -> [K, B, classes]
@@ -10,14 +10,15 @@ the same qualified name (stack.net.named_parameters() reads as a lone model's), 
 
 Layout: the stacked network sees the K batches as one of K*B examples, run k's the k-th block
 of B rows (x.flatten(0, 1): no copy). Whatever acts per example (activations, flatten(1), means
-over space, GroupNorm and LayerNorm, the residual shortcut) is then the lone layer itself, so
-the lone model's own forward() runs unchanged over the stacked layers, and
+over space, the residual shortcut, GroupNorm's and LayerNorm's normalisation) is then the lone
+layer itself, so the lone model's own forward() runs unchanged over the stacked layers, and
 - a Linear layer multiplies [K, B, F] by its [K, O, F] weights in one bmm;
-- a convolution runs once per run on its block of rows (contiguous; on the CPU, oneDNN's grouped
-  convolution over a [B, K*C, ...] layout takes ~30% longer than the K convolutions it replaces),
-  or, on a GPU, as one grouped convolution (groups times K) over that layout;
-- BatchNorm normalises each run's block over its own B rows: over K*C channels of the
-  [B, K*C, ...] layout, torch's own batch_norm.
+- a convolution runs on the CPU once per run, on its (contiguous) block of rows: oneDNN's
+  grouped convolution took ~30% longer than the K convolutions it replaces; on a GPU it is
+  one grouped convolution (groups times K) over the [B, K*C, ...] layout;
+- BatchNorm normalises each run's block of rows over its own B examples: on the CPU one
+  batch_norm per run (running statistics as views of the stack's), on a GPU one over the K*C
+  channels of the [B, K*C, ...] layout.
 
 Why not torch.func (stack_module_state + functional_call + vmap): under vmap, module and tensor
 hooks see batched tensors, so the probe's per-layer statistics could not come from the same
@@ -81,6 +82,9 @@ def _stacked(members: list[nn.Module]) -> nn.Module:
     per_member = [dict(m.named_modules()) for m in members]
     for name, module in list(net.named_modules()):
         if next(module.children(), None) is not None:
+            if next(module.parameters(recurse=False), None) is not None or next(module.buffers(recurse=False), None) is not None:
+                raise TypeError(f"cannot stack {name or 'the model'} ({type(module).__name__}): a module with "
+                                "children holds parameters or buffers of its own")
             continue  # a container: its forward composes its children
         stacked = STACKED.get(type(module))
         layers = [modules[name] for modules in per_member]
@@ -157,7 +161,7 @@ def _runs(x: Tensor, runs: int) -> Tensor:
 
 
 class StackedBatchNorm(StackedLayer):
-    """K BatchNorms as one over K*C channels, with torch's _BatchNorm.forward arithmetic."""
+    """K BatchNorms, with torch's _BatchNorm.forward arithmetic and K*C running statistics."""
 
     def __init__(self, norms: list[_BatchNorm]) -> None:
         super().__init__(norms)

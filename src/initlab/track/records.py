@@ -116,9 +116,9 @@ class RunRecords:
         """initlab's log lines emitted inside also go to this run's train.log, where Hydra's job
         logging puts a lone run's: a packed run's own lines (init table, resume, outcome) reach it
         too, and a line reaches it once where Hydra's job logging already writes it."""
-        path = (self.dir / "train.log").absolute()
+        path = os.path.abspath(self.dir / "train.log")  # as logging.FileHandler keeps it (normalised)
         initlab_log = logging.getLogger("initlab")
-        if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path
+        if any(isinstance(h, logging.FileHandler) and h.baseFilename == path
                for h in (*logging.getLogger().handlers, *initlab_log.handlers)):
             yield
             return

@@ -6,8 +6,8 @@ the forward pass under the probe's hooks and record per-layer statistics for the
 as they are at s, then the update s -> s + 1 and its size. Every run keeps what makes it
 itself: its own batches (its seed's), optimiser settings and schedule, metrics, divergence
 step and last.pt. The losses of every step stay on the device and are checked for divergence
-at each sync point, so ordinary steps never wait for the host; a run that diverges leaves the
-stack there and costs nothing more.
+at each sync point, so ordinary steps never wait for the host; a run found diverged there
+leaves the stack and costs nothing more.
 """
 
 import logging
@@ -52,7 +52,13 @@ def train(members: list[Member], data: Data, stop: StopRequest) -> None:
                 log.info("resuming from %s at step %d", m.checkpoint, m.start)
         m.records.truncate_metrics(m.start)
     for start in sorted({m.start for m in members}):  # runs resumed from different steps: one pack each
-        _train(Pack([m for m in members if m.start == start], total, start), data, start, stop)
+        group = [m for m in members if m.start == start]
+        if stop.requested:  # stopped while an earlier pack trained: these have not moved
+            for m in group:
+                m.outcome.end("interrupted", start, f"{signal.Signals(stop.signum).name} before resuming; "
+                              "train.resume=true continues from there")
+            continue
+        _train(Pack(group, total, start), data, start, stop)
 
 
 def _train(pack: Pack, data: Data, start: int, stop: StopRequest) -> None:

@@ -3,8 +3,9 @@ each run's last.pt in the lone format (its own model, torch optimizer and schedu
 the pack and written from it. A lone run is a pack of one.
 
 Runs whose optimiser settings (optim.*) are equal form one part and one param group of torch's
-optimizer. A part's parameters are views of its rows of the stack's leaves (storage shared, so
-the optimizer's in-place update is the stack's; their gradients are views of the leaves'):
+optimizer. With one part the optimizer steps the stack's leaves; with several, a part's
+parameters are views of its rows of the leaves (storage shared, so the optimizer's in-place
+update is the stack's; their gradients are views of the leaves'):
 torch's optimizers update elementwise, so each run gets exactly the arithmetic its own
 optimizer would give it, and the forward pass never gathers the parts.
 """
@@ -84,7 +85,8 @@ class Pack:
         self.stack = Stack([m.model for m in self.members])
         bounds = list(itertools.accumulate((len(part) for part in parts.values()), initial=0))
         self.rows = list(zip(bounds, bounds[1:]))  # each part's rows of the stack
-        self.views = [[p if self.stack.alone else p.detach()[a:b] for p in self.stack.parameters()] for a, b in self.rows]
+        self.leaves = list(self.stack.parameters())
+        self.views = [self.leaves] if len(self.rows) == 1 else [[p.detach()[a:b] for p in self.leaves] for a, b in self.rows]
         optims = [part[0].cfg.optim for part in parts.values()]
         self.optimizer = build_optimizer(list(zip(optims, self.views)))
         self.scheduler = build_schedule(optims, self.optimizer, total, start)
@@ -98,12 +100,17 @@ class Pack:
 
     def step(self) -> None:
         """One update of every run (its gradients from the backward pass just run)."""
-        if not self.stack.alone:
+        parted = len(self.views) > 1
+        if parted:  # each part's gradients: views of the leaves' rows
             for views, (a, b) in zip(self.views, self.rows):
-                for view, leaf in zip(views, self.stack.parameters()):
+                for view, leaf in zip(views, self.leaves):
                     view.grad = None if leaf.grad is None else leaf.grad[a:b]
         self.optimizer.step()
         self.scheduler.step()
+        if parted:  # the views must not keep this step's gradients alive into the next backward
+            for views in self.views:
+                for view in views:
+                    view.grad = None
 
     def without(self, gone: list[Member], step: int) -> "Pack | None":
         """The pack of the members not in `gone`, continuing from `step` (None if none is left)."""
