@@ -95,7 +95,7 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Membe
 def _run(members: list[Member], group: str | None, started: float, stop: StopRequest) -> None:
     """Load the data (once: the runs share it), finish each run's init (LSUV on its batch),
     train those that train, and close every run's records with its summary."""
-    cfg, device = members[0].cfg, members[0].device
+    cfg, device, pack = members[0].cfg, members[0].device, {"pack_size": len(members)}
     data_driven = [SCHEMES[m.cfg.init.scheme].data_driven for m in members]
     trains = bool(cfg.train.steps or cfg.train.epochs)
     try:
@@ -119,16 +119,16 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
     except BaseException as err:
         for m in members:
             if m.outcome.status in ("completed", "diverged"):  # ended before the error: kept as it ended
-                close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | {"pack_size": len(members)})
+                close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | pack)
                 continue
             m.error = err
-            summary = failure_summary(m.records, m.outcome, err, started, device) | {"pack_size": len(members)}
+            summary = failure_summary(m.records, m.outcome, err, started, device) | pack
             record_failure(m.records, m.mirror, summary)
         if not isinstance(err, Exception):
             raise
         return
     for m in members:
-        close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | {"pack_size": len(members)})
+        close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | pack)
         with m.records.train_log():
             log_outcome(m)
 

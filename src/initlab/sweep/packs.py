@@ -4,6 +4,8 @@ import json
 
 from omegaconf import OmegaConf
 
+from initlab.run import plain
+
 # What may differ inside a pack; everything else fixes tensor shapes or the loop's schedule.
 PER_RUN = ("seed", "init", "mode", "gain", "logger")
 PER_RUN_OPTIM = ("lr", "momentum", "nesterov", "weight_decay", "betas", "schedule", "warmup_steps")
@@ -14,8 +16,7 @@ def pack_key(cfg) -> str | None:
     (LSUV too) and augmentation packs. None for a run with nothing to train (init-only)."""
     if not (cfg.train.steps or cfg.train.epochs):
         return None
-    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]),
-                                    resolve=True, enum_to_str=True)  # a launcher's job config holds hydra too
+    values = plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))  # a launcher's job config holds hydra too
     shared = {key: value for key, value in values.items() if key not in (*PER_RUN, "optim")}
     shared["optim"] = {k: v for k, v in values["optim"].items() if k not in PER_RUN_OPTIM}
     return json.dumps(shared, sort_keys=True)
