@@ -6,8 +6,9 @@
 
 Arguments are key=value, as Hydra overrides are typed. sigma_w2 is fan_in * Var[W], sigma_b2 is
 Var[b]. The first form prints q*, c*, chi_1, chi_c*, xi_q, xi_c and the phase (--json: one JSON
-object); critical=true prints the sigma_w2 where chi_1 = 1; `phase` draws xi_c over a grid of
-(sigma_w2, sigma_b2) in log colour with the chi_1 = 1 line, to a PNG.
+object); critical=true prints the sigma_w2 where chi_1 = 1, or why there is none (e.g. the sigma_w2
+from which q* diverges, found to ~1e-12); `phase` draws xi_c over a grid of (sigma_w2, sigma_b2) in
+log colour with the chi_1 = 1 line, to a PNG. Activations: initlab's table (erf included).
 """
 
 import json

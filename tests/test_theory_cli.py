@@ -25,6 +25,7 @@ def test_text_output_names_each_quantity_and_why_one_is_undefined(capsys):
     assert theory_main(["activation=relu", "sigma_w2=2"]) == 0
     out = capsys.readouterr().out
     assert "q*      undefined [1]" in out and "[1] every q is a fixed point" in out
+    assert "chi_1   1\n" in out and "phase   critical" in out and "xi_c    undefined [2]" in out
     assert theory_main(["activation=tanh", "sigma_w2=4", "sigma_b2=0.05"]) == 0
     assert "phase   chaotic" in capsys.readouterr().out
 
@@ -33,7 +34,11 @@ def test_critical_prints_the_critical_sigma_w2_or_why_there_is_none(capsys):
     assert theory_main(["activation=tanh", "sigma_b2=0.05", "critical=true", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["critical_sigma_w2"] == pytest.approx(critical_sigma_w2("tanh", 0.05))
     assert theory_main(["activation=relu", "sigma_b2=0.05", "critical=true"]) == 0
-    assert "critical sigma_w^2 does not exist: chi_1 < 1 wherever q* is finite" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "critical sigma_w^2 does not exist: chi_1 < 1 wherever q* is finite" in out
+    assert "q* = sigma_b^2 / (1 - chi_1) diverges from sigma_w^2 = 2 on, exactly where chi_1 reaches 1" in out
+    assert theory_main(["activation=relu", "critical=true"]) == 0  # He init, the edge of chaos
+    assert capsys.readouterr().out == "relu, sigma_b^2=0: critical sigma_w^2 = 2 (chi_1 = 1)\n"
 
 
 def test_phase_draws_a_png(tmp_path, capsys):
@@ -63,6 +68,16 @@ def test_bad_arguments_get_one_line_and_exit_2(args, message, capsys):
     assert theory_main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_script_does_not_import_torch_dynamo():
+    """Its start-up must stay within 1.2x of `import torch`'s: torch.func's transforms pull in
+    torch._dynamo (over a second), so the theory takes its derivatives with plain torch.autograd."""
+    check = (f"import runpy, sys; sys.argv = ['theory.py', 'activation=selu', 'sigma_w2=1.2', 'sigma_b2=0.1'];\n"
+             f"try: runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\nexcept SystemExit: pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('torch._dynamo')))")
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "phase   chaotic" in proc.stdout and proc.stdout.endswith("\n[]\n"), proc.stdout
 
 
 def test_the_script_exits_2_without_a_traceback():

@@ -41,7 +41,7 @@ def test_run_writes_theory_json_and_the_init_table_names_the_phase(tmp_path, cap
 
 
 @pytest.mark.parametrize("overrides, reason", [
-    (["model=cnn"], "model=cnn: convolutions are outside"),
+    (["model=cnn"], "model=cnn with"),  # zero padding by default (or none passed): boundary effects
     (["model.norm=layer", "model.depth=4"], "norm layers rescale"),
     (["init=eye", "model.depth=4"], "layers.2.weight is not zero-mean"),
     (["init.bias=constant", "init.bias_val=0.1", "model.depth=4"], "layers.2.bias is not zero-mean"),

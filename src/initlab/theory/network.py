@@ -2,12 +2,19 @@
 
 Reads plain data (per-layer variances, init.json's records as dicts) so that it stays below
 the init and model packages in the import graph.
+
+Convolutions (Xiao et al. 2018, "Dynamical isometry and a mean field theory of CNNs"): with
+circular padding every pixel of a conv layer's output sums fan_in = in_channels k k inputs of
+one translation-invariant layer, so its variance follows the fully connected variance map with
+sigma_w^2 = fan_in Var[W], and so do chi_1 and the phase (in their mean field the diagonal of the
+pixel-pixel covariance obeys the fully connected recursion). Other paddings put padded values
+beside the border pixels, which the map does not know.
 """
 
 import math
 from dataclasses import dataclass
 
-from initlab.theory.gauss import Activation, expect
+from initlab.theory.gauss import Activation, derivative_moment
 from initlab.theory.mean_field import DEPTH_FACTOR, find_critical, mean_field, variance_map
 
 SHARED_TOL = 0.05  # hidden layers whose sigma_w^2 differ by more than this (relative) do not share one
@@ -41,23 +48,26 @@ def predict_layers(activation: str, weight_vars: list[float], bias_vars: list[fl
     grad = [1.0]
     for layer in reversed(range(len(q) - 1)):
         fan_ratio = 1.0 if widths is None else widths[layer + 1] / widths[layer]
-        derivative_sq = float(expect(lambda x: act.d1(x) ** 2, q[layer]))  # E[phi'(sqrt(q_l) z)^2]
-        grad.insert(0, grad[0] * weight_vars[layer + 1] * fan_ratio * derivative_sq)
+        grad.insert(0, grad[0] * weight_vars[layer + 1] * fan_ratio * derivative_moment(act, q[layer]))
     return LayerPrediction(q, grad)
 
 
-def run_theory(model: str, activation: str, negative_slope: float, records: list[dict]) -> dict:
+def run_theory(model: str, activation: str, negative_slope: float, records: list[dict], *,
+               padding: str | None = None) -> dict:
     """theory.json for a run: the mean-field phase of its network from init.json's records, or
     {"predicted": False, "reason": ...} where this theory does not describe the network.
 
     The phase is set by the hidden-to-hidden layers (weight layers 2 .. L-1; the first sees the
     data, the last has no activation after it): they must share one sigma_w^2 (within SHARED_TOL);
-    sigma_b^2 is their biases' mean variance.
+    sigma_b^2 is their biases' mean variance. A CNN (model="cnn") is predicted with
+    padding="circular" (its model.padding), as an MLP whose sigma_w^2 is fan_in Var[W]; its head
+    (a global average pool, then the Linear output layer) is not hidden and does not enter.
     """
-    head = {"model": model, "activation": activation} | ({"negative_slope": negative_slope}
-                                                          if activation == "leaky_relu" else {})
+    head = {"model": model, "activation": activation}
+    head |= {"negative_slope": negative_slope} if activation == "leaky_relu" else {}
+    head |= {"padding": padding} if model == "cnn" else {}
     weights = [r for r in records if r["param"] == "weight" and r["fan_in"] is not None]
-    reason = _not_predicted(model, records, weights)
+    reason = _not_predicted(model, padding, records, weights)
     if reason:
         return head | {"predicted": False, "reason": reason}
     hidden = weights[1:-1]
@@ -78,11 +88,17 @@ def run_theory(model: str, activation: str, negative_slope: float, records: list
         "critical_sigma_w2": find_critical(activation, b2, negative_slope)[0]}
 
 
-def _not_predicted(model: str, records: list[dict], weights: list[dict]) -> str | None:
+def _not_predicted(model: str, padding: str | None, records: list[dict], weights: list[dict]) -> str | None:
     """Why the fully connected mean-field theory does not describe this network, or None."""
-    if model != "mlp":
-        return (f"model={model}: convolutions{' and residual connections' if model == 'resnet' else ''} "
-                "are outside this fully connected mean-field theory")
+    if model == "cnn" and padding != "circular":
+        return ("model=cnn without its padding: the theory covers circular padding (model.padding=circular)"
+                if padding is None else
+                f"model=cnn with {padding} padding: at layer l the pixels within l (kernel // 2) of the border "
+                "sum padded values, not the signal, so their variance leaves the mean-field map, and with depth "
+                "that band reaches every pixel; the theory holds for model.padding=circular (Xiao et al. 2018)")
+    if model not in ("mlp", "cnn"):
+        return (f"model={model}: residual connections (each block adds its input to its branch's output) and "
+                "zero-padded convolutions are outside these maps, where one layer feeds the next")
     if any(r["scheme"].startswith("norm:") for r in records):
         return "norm layers rescale every layer's output; the mean-field maps here have none"
     if len(weights) < 3:

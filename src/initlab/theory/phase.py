@@ -16,7 +16,8 @@ from initlab.theory.mean_field import DEPTH_FACTOR, mean_field  # noqa: E402
 
 @dataclass(frozen=True)
 class PhaseGrid:
-    """chi_1 and xi_c on a grid, [sigma_b^2 index, sigma_w^2 index]; NaN where undefined."""
+    """chi_1 and xi_c on a grid, [sigma_b^2 index, sigma_w^2 index]; NaN where undefined, and chi_1 NaN
+    too where q* is (ReLU's chi_1 is defined there, but the diagram greys out where no fixed point exists)."""
 
     activation: str
     sigma_w2: np.ndarray
@@ -29,7 +30,8 @@ def phase_grid(activation: str, sigma_w2: np.ndarray, sigma_b2: np.ndarray, nega
     """mean_field at every grid point (a few ms each; tens of ms in the chaotic phase, where c* is sought)."""
     cells = [[mean_field(activation, w, b, negative_slope) for w in sigma_w2] for b in sigma_b2]
     as_array = np.vectorize(lambda value: np.nan if value is None else value, otypes=[float])
-    chi_1 = as_array(np.array([[c.chi_1 for c in row] for row in cells], dtype=object))
+    chi_1 = as_array(np.array([[c.chi_1 if c.q_star is not None else None for c in row] for row in cells],
+                              dtype=object))
     xi_c = as_array(np.array([[c.xi_c for c in row] for row in cells], dtype=object))
     return PhaseGrid(activation, np.asarray(sigma_w2), np.asarray(sigma_b2), chi_1, xi_c)
 
