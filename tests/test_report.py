@@ -2,7 +2,9 @@
 each run in its own cell, figures written."""
 
 import json
+import math
 import re
+import statistics
 import shutil
 from pathlib import Path
 
@@ -59,27 +61,43 @@ def table_rows(report: Path) -> list[list[str]]:
 
 def test_table_numbers_come_from_the_records_of_each_cells_own_runs(sweep_dir, report):
     header, *rows = table_rows(report)
-    assert set(header[:3]) == {"init", "lr", "dataset"} and "test acc" in header and "diverged" in header
+    assert set(header[:3]) == {"init", "learning rate", "dataset"} and "test acc" in header and "diverged" in header
     runs = records(sweep_dir)
     assert len(runs) == 6 and len(rows) == 5
     for row in rows:
         cell = dict(zip(header, row))
         mine = [r for r in runs
-                if (r["init"], r["lr"], r["dataset"]) == (cell["init"], float(cell["lr"]), cell["dataset"])]
+                if (r["init"], r["lr"], r["dataset"]) == (cell["init"], float(cell["learning rate"]), cell["dataset"])]
         assert int(cell["runs"]) == len(mine) > 0
         for status in ("completed", "diverged", "failed"):
             assert int(cell[status]) == sum(r["status"] == status for r in mine)
         done = [r["test/acc"] for r in mine if r["status"] == "completed"]
         if done:
-            mean = float(re.match(r"[\d.e+-]+", cell["test acc"]).group())
-            assert mean == pytest.approx(sum(done) / len(done), rel=1e-3)
+            assert_estimate(cell["test acc"], done)
         else:
             assert cell["test acc"] == "–"
 
 
+def assert_estimate(text: str, values: list[float]) -> None:
+    """'0.29 ± 0.10 (n=2)' is the mean of `values` ± half its 95% t interval, to the digits printed;
+    '0.293 (n=1)' for one value."""
+    parts = re.fullmatch(r"([\d.]+)(?: ± ([\d.]+))? \(n=(\d+)\)", text)
+    assert parts, text
+    mean, half, n = parts.groups()
+    assert int(n) == len(values)
+    unit = 10 ** -len(mean.split(".")[1]) if "." in mean else 1
+    assert float(mean) == pytest.approx(statistics.mean(values), abs=unit / 2 + 1e-12)
+    if len(values) == 1:
+        assert half is None
+    else:
+        t = {1: 12.706, 2: 4.303}[len(values) - 1]  # the 0.975 quantile of Student's t, from a printed table
+        assert float(half) == pytest.approx(t * statistics.stdev(values) / math.sqrt(len(values)),
+                                            abs=unit / 2 + 1e-12)
+
+
 def test_diverged_and_failed_runs_are_shown_as_such(report):
     header, *rows = table_rows(report)
-    by_cell = {(c["init"], c["lr"], c["dataset"]): c for c in (dict(zip(header, r)) for r in rows)}
+    by_cell = {(c["init"], c["learning rate"], c["dataset"]): c for c in (dict(zip(header, r)) for r in rows)}
     assert by_cell[("xavier", "0.05", "synthetic")]["completed"] == "2"
     assert by_cell[("kaiming", "10000.0", "synthetic")]["diverged"] == "1"
     assert by_cell[("xavier", "0.05", "mnist")]["failed"] == "1"
@@ -127,8 +145,9 @@ def test_provenance_names_the_command_that_grew_the_grid_and_the_code(sweep_dir,
 
 def test_setup_lists_what_every_run_shares_and_nothing_that_varies_or_says_how_it_ran(report):
     text = (report / "report.md").read_text()
-    setup = text.split("## Setup")[1].split("\n## ")[0]
-    rows = dict(re.findall(r"^\| `([^`]+)` \| (.*) \|$", setup, flags=re.M))
+    axes, shared = text.split("## Setup")[1].split("\n## ")[0].split("Settings every run shares")
+    assert "| `optim.lr` | learning rate |" in axes  # the grid's axes, named by meaning
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (.*) \|$", shared, flags=re.M))
     assert rows["model.width"] == "32" and rows["train.steps"] == "40" and rows["optim.name"] == "sgd"
     assert not {"optim.lr", "init.scheme", "data.name", "seed", "device", "logger.backend"} & rows.keys()
     assert "data.train_size" not in rows  # data.name varies: synthetic-only sizes are not shared settings

@@ -144,6 +144,55 @@ class TrainConfig:
     diverge_loss: float = 1000.0  # a loss above this (or non-finite) ends the run as `diverged`
 
 
+@dataclass
+class PaperSetting:
+    """A setting taken from the paper, with where the paper states it."""
+    what: str = MISSING
+    value: str = MISSING
+    source: str = MISSING  # section, figure, table or equation
+    keys: list[str] = field(default_factory=list)  # config keys that carry it: the report prints the runs' values
+
+
+@dataclass
+class Departure:
+    """Something this experiment does differently from the paper, and why."""
+    what: str = MISSING
+    paper: str = MISSING
+    here: str = MISSING
+    why: str = MISSING
+    keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Choice:
+    """How a free hyperparameter (one the paper does not fix for this setting) is chosen."""
+    key: str = MISSING  # its config key, e.g. optim.lr
+    rule: str = MISSING  # e.g. a pre-sweep over candidate values, on seeds the main grid does not use
+    criterion: str = MISSING  # what picks the value
+    seeds: list[int] = field(default_factory=list)  # the seeds the rule ran on
+    before_grid: bool = MISSING  # false: chosen after the main grid's results were seen
+
+
+@dataclass
+class Fit:
+    """A quantity fitted to the runs: fitted on some seeds, scored on the others."""
+    quantity: str = MISSING  # its name in the report's claims, e.g. k
+    fit_seeds: list[int] = MISSING
+    score_seeds: list[int] = MISSING
+
+
+@dataclass
+class Protocol:
+    """What a named experiment takes from its paper, what it changes, and how it chooses the rest.
+    No run reads it (it is operational: neither a run's identity nor its resumption depends on
+    it); every run records it in config.yaml, and the report prints it."""
+    paper: str | None = None
+    takes: list[PaperSetting] = field(default_factory=list)
+    changes: list[Departure] = field(default_factory=list)
+    chooses: list[Choice] = field(default_factory=list)
+    fits: list[Fit] = field(default_factory=list)
+
+
 # One schema per builder in initlab.models.BUILDERS, under the builder's name.
 MODEL_SCHEMAS = {cls.name: cls for cls in (MLPConfig, CNNConfig, ResNetConfig)}
 assert MODEL_SCHEMAS.keys() == BUILDERS.keys(), "every model builder needs its config schema"
@@ -161,6 +210,7 @@ class Config:
     gain: str | None = None  # number | nonlinearity name | auto; None: the scheme's default
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    protocol: Protocol = field(default_factory=Protocol)  # named experiments declare it (conf/experiment/)
 
 
 def register_configs() -> None:

@@ -1,16 +1,21 @@
 """Read a sweep back from its run records alone (no wandb): jobs, grid axes, cells, metrics."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from initlab.data import DATASETS
+from initlab.report.labels import Meaning, meaning
 from initlab.sweep.status import job_table
 from initlab.track.identity import identity
 from initlab.track.records import FINAL_METRICS, DamagedRecord, read_metrics, read_summary
 from initlab.track.records import read_config as read_run_config
+
+MIN_TRAINING_STEPS = 10  # runs shorter than this measure their init: no curves, no final accuracy
 
 
 @dataclass
@@ -24,17 +29,35 @@ class Sweep:
     weights: dict[str, list[dict]]  # job -> init.json records of its Linear/Conv weights, in order
     overrides: dict[str, list[str]]  # job -> what it measures: its overrides without the operational ones
     summaries: dict[str, dict]  # job -> its summary.json ({} while it has none)
+    configs: dict[str, dict] = field(default_factory=dict)  # job -> its config.yaml ({} while it has none)
 
     def weight_layers(self, job: str) -> list[str]:
         return [r["layer"] for r in self.weights[job]]
 
+    @cached_property
+    def shared(self) -> dict:
+        """The settings every run with a config.yaml shares, as flat `section.key` -> value."""
+        flat = [pd.json_normalize(c, sep=".").iloc[0].to_dict() for c in self.configs.values() if c]
+        if not flat:
+            return {}
+        return {k: v for k, v in flat[0].items() if all(k in f and f[k] == v for f in flat[1:])}
+
+    def meaning(self, axis: str) -> Meaning:
+        return meaning(axis, self.shared)
+
+    def init_only(self) -> bool:
+        """Whether the runs only measure their init: fewer than MIN_TRAINING_STEPS steps each, too
+        few for a training curve or a final accuracy to mean anything."""
+        train = [c.get("train", {}) for c in self.configs.values() if c]
+        return bool(train) and all(t.get("epochs") is None and t.get("steps", 0) < MIN_TRAINING_STEPS for t in train)
+
     def cells(self) -> pd.core.groupby.DataFrameGroupBy:
         return self.jobs.groupby(self.axes, sort=False, dropna=False) if self.axes else self.jobs.groupby(lambda _: "all")
 
-    def cell_label(self, values, skip: str | None = None) -> str:
-        """'init=xavier, depth=30' for a cell (the `skip` axis left out: a figure panel shows it)."""
+    def cell_label(self, values, skip: tuple[str, ...] = ()) -> str:
+        """'init=xavier, depth L=30' for a cell, each axis named by its meaning (the `skip` axes left out)."""
         values = values if isinstance(values, tuple) else (values,)
-        return ", ".join(f"{_short(a)}={v}" for a, v in zip(self.axes, values) if a != skip) or "all runs"
+        return ", ".join(f"{self.meaning(a).text}={v}" for a, v in zip(self.axes, values) if a not in skip) or "all runs"
 
 
 def load_sweep(sweep_dir: Path) -> Sweep:
@@ -47,18 +70,18 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     keys = list(dict.fromkeys(k for s in known for k in s))
     axes = [k for k in keys if k != "seed" and len({s.get(k) for s in known}) > 1]
     jobs = table.drop(columns=["overrides"]).copy()
+    configs = {j: read_config(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
     for key in axes:
         jobs[key] = [_typed(settings[j].get(key)) for j in jobs["job"]]
     # The seed as typed, else as the run's config says (a grid need not sweep it).
-    jobs["seed"] = [_typed(settings[j]["seed"]) if "seed" in settings[j] else read_config(Path(d)).get("seed")
-                    for j, d in zip(jobs["job"], jobs["dir"])]
+    jobs["seed"] = [_typed(settings[j]["seed"]) if "seed" in settings[j] else configs[j].get("seed") for j in jobs["job"]]
     summaries = {j: read_summary(Path(d)) or {} for j, d in zip(jobs["job"], jobs["dir"])}
     for key in FINAL_METRICS:  # null (a non-finite value, or never measured) becomes NaN
         jobs[key] = pd.to_numeric(pd.Series([summaries[j].get(key) for j in jobs["job"]], index=jobs.index),
                                   errors="coerce")
     metrics = {j: _metrics(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
     weights = {j: _weight_records(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides, summaries)
+    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides, summaries, configs)
 
 
 def _metrics(job_dir: Path) -> pd.DataFrame:
@@ -105,8 +128,11 @@ def _typed(value: str | None):
     return loaded if isinstance(loaded, (int, float, bool)) else value
 
 
-def _short(axis: str) -> str:
-    return axis.split(".")[-1]
+def num_classes(config: dict) -> int:
+    """The run's classes: its dataset's (records before data.num_classes was null for a real
+    dataset hold the synthetic default there), or synthetic's own."""
+    spec = DATASETS.get(config["data"]["name"])
+    return spec.num_classes if spec is not None else config["data"]["num_classes"]
 
 
 def read_config(job_dir: Path) -> dict:

@@ -1,4 +1,5 @@
-"""report.md: claims, the cell table, figures and provenance, every number from the records."""
+"""report.md: protocol, setup, claims, the cell table, figures and provenance, every number from
+the records and every cell statistic with its 95% interval over seeds and n."""
 
 import shlex
 from datetime import datetime, timezone
@@ -9,79 +10,104 @@ import pandas as pd
 import yaml
 
 from initlab.config import unused_data_keys
-from initlab.report import plots
-from initlab.report.aggregate import cell_table, mean_pm_std, statuses
-from initlab.report.claims import claims_for
-from initlab.report.load import Sweep, read_config
-from initlab.report.overlay import predictions, trainability
+from initlab.report.aggregate import cell_table, columns, estimate, statuses
+from initlab.report.claims import Claim, claims_for
+from initlab.report.load import Sweep
+from initlab.report.overlay import Overlay, predictions
+from initlab.report.plots import figures
+from initlab.report.protocol import protocol_section
+from initlab.report.stats import INTERVAL, Estimate
+from initlab.report.tables import table
+from initlab.report.trainability import declared_fit, trainability
 from initlab.track.identity import drop_operational, is_operational
 
-VERDICT = {True: "agrees", False: "does not agree", None: "not tested"}
 THEORY = "theory vs measured"
+METRICS = {"train/loss": "train loss", "test/acc": "test acc"}  # the final metrics the cell table shows
 
 
 def write_report(sweep: Sweep, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     overlay, tmap = predictions(sweep), trainability(sweep)
-    figures = [f for f in (plots.training_curves(sweep, out), plots.signal_propagation(sweep, out, overlay),
-                           plots.heatmap(sweep, out)) if f is not None]
-    if tmap is not None:
-        figures.append(plots.trainability_map(tmap, (tmap.best_k() or (None,))[0], out))
+    drawn = figures(sweep, out, overlay, tmap, declared_fit(sweep, tmap) if tmap is not None else None)
     experiment = _experiment(sweep)
-    lines = [f"# Sweep report: {experiment or sweep.dir.name}", "",
-             f"{len(sweep.jobs)} runs in `{sweep.dir}`; grid axes: "
-             f"{', '.join(f'`{a}`' for a in sweep.axes) or 'none'}; seeds: {sorted(sweep.jobs['seed'].unique().tolist())}.",
-             ""]
-    lines += _setup(sweep)
-    claims = claims_for(experiment, sweep)
-    if claims:
-        lines += ["## Claims and this reproduction", "", "| claim | evidence (from the runs) | verdict |", "|---|---|---|"]
-        lines += [f"| {c.claim} | {c.evidence} | **{VERDICT[c.agrees]}** |" for c in claims]
-        lines.append("")
-    table = cell_table(sweep)
-    ratios = overlay.last_hidden_ratio(sweep)
-    table[THEORY] = [ratios.get(cell if isinstance(cell, tuple) else (cell,), np.nan) for cell, _ in sweep.cells()]
-    lines += ["## Final metrics per cell", "",
-              "Mean ± std over seeds of the completed runs; counts of runs by status. "
-              f"{THEORY}: the last hidden layer's Var[y] at init, measured / mean-field prediction "
-              "(– where the theory does not describe the network: only MLPs without norm layers).", "",
-              *_cell_markdown(sweep, table), ""]
-    table.to_csv(out / "cells.csv", index=False)
-    sweep.jobs.drop(columns=["error"]).assign(dir=[Path(d).name for d in sweep.jobs["dir"]]).to_csv(
-        out / "runs.csv", index=False)
-    lines += ["Per cell and per run, as data: [cells.csv](cells.csv), [runs.csv](runs.csv).", ""]
-    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})\n" for f in figures]
-    lines += _provenance(sweep, out)
+    lines = [*_heading(sweep, experiment), *(protocol_section(sweep) if experiment else []), *_setup(sweep),
+             *_claims(claims_for(experiment, sweep)), *_cell_section(sweep, overlay, out),
+             "## Figures", "", *(f"![{f.stem}]({f.name})\n" for f in drawn), *_provenance(sweep, out)]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
+def _heading(sweep: Sweep, experiment: str | None) -> list[str]:
+    seeds = sorted(sweep.jobs["seed"].unique().tolist())
+    return [f"# Sweep report: {experiment or sweep.dir.name}", "",
+            f"{len(sweep.jobs)} runs in `{sweep.dir}`; grid axes: {', '.join(f'`{a}`' for a in sweep.axes) or 'none'}; "
+            f"seeds: {seeds}.", "",
+            f"Every cell statistic is a mean over the cell's seeds ± half its {INTERVAL} (its bounds where the interval "
+            "is not symmetric: geometric means, bootstrap intervals), with n, the runs behind it; n = 1 has no "
+            "interval.", ""]
+
+
+def _cell_section(sweep: Sweep, overlay: Overlay, out: Path) -> list[str]:
+    """The cell table, in report.md and as cells.csv (runs.csv beside it)."""
+    ratios = overlay.last_hidden_ratio(sweep)
+    theory = pd.DataFrame([columns(THEORY, ratios.get(c, Estimate.of([]))) for c in _cells(sweep)])
+    cells = pd.concat([cell_table(sweep), theory], axis=1)
+    cells.to_csv(out / "cells.csv", index=False)
+    sweep.jobs.drop(columns=["error"]).assign(dir=[Path(d).name for d in sweep.jobs["dir"]]).to_csv(
+        out / "runs.csv", index=False)
+    init_only = " (none here: the runs measure their init only, too few steps for a final metric to mean anything)"
+    return ["## Final metrics per cell", "",
+            f"Counts of runs by status; final metrics over the completed runs{init_only if sweep.init_only() else ''}. "
+            f"{THEORY}: the last hidden layer's Var[y] at init, measured / mean-field prediction, run by run (– where "
+            "the theory does not describe the network: only MLPs without norm layers).", "",
+            *_cell_markdown(sweep, cells), "",
+            "Per cell and per run, as data: [cells.csv](cells.csv) (each statistic's mean, `low`, `high` and `n`), "
+            "[runs.csv](runs.csv).", ""]
+
+
+def _cells(sweep: Sweep) -> list[tuple]:
+    return [c if isinstance(c, tuple) else (c,) for c, _ in sweep.cells()]
+
+
+def _claims(claims: list[Claim]) -> list[str]:
+    if not claims:
+        return []
+    rows = [[c.claim, c.test or "–", c.evidence, f"**{c.verdict.value}**" + (f"<br>{c.basis()}" if c.basis() else "")]
+            for c in claims]
+    return ["## Claims and this reproduction", "",
+            "Each claim's test (its thresholds and tolerances) is fixed in the report's code, before any run.", "",
+            *table(["claim", "test", "evidence (from the runs)", "verdict"], rows), ""]
+
+
 def _setup(sweep: Sweep) -> list[str]:
     """What every run shares, from their config.yaml (how they were launched left out): the
-    settings a reader compares with a paper's, beside the grid axes that vary."""
-    configs = [pd.json_normalize(read_config(Path(d)), sep=".") for d in sweep.jobs["dir"]]
-    configs = [c.iloc[0].to_dict() for c in configs if len(c)]
-    shared = {k: v for k, v in configs[0].items() if all(k in c and c[k] == v for c in configs[1:])} if configs else {}
+    settings a reader compares with a paper's, beside the grid axes that vary, named by meaning."""
+    shared = sweep.shared
     unused = unused_data_keys(shared.get("data.name"))
-    rows = [f"| `{k}` | {v} |" for k, v in shared.items() if k != "seed" and k not in unused and not is_operational(k)]
-    if not rows:
-        return []
-    return ["## Setup", "", f"Settings every run shares (from {len(configs)} config.yaml files); the grid axes vary.", "",
-            "<details><summary>all shared settings</summary>", "", "| setting | value |", "|---|---|", *rows, "",
-            "</details>", ""]
+    rows = [[f"`{k}`", v] for k, v in shared.items() if k != "seed" and k not in unused and not is_operational(k)]
+    axes = [[f"`{a}`", sweep.meaning(a).text, sweep.meaning(a).note or "–",
+             ", ".join(map(str, dict.fromkeys(sweep.jobs[a].dropna())))] for a in sweep.axes]
+    lines = ["## Setup", ""]
+    if axes:
+        lines += ["Grid axes (figures and tables name them by meaning):", "",
+                  *table(["key", "meaning", "what it is", "values"], axes), ""]
+    if rows:
+        lines += [f"Settings every run shares (from {sum(map(bool, sweep.configs.values()))} config.yaml files).", "",
+                  "<details><summary>all shared settings</summary>", "", *table(["setting", "value"], rows), "",
+                  "</details>", ""]
+    return lines if len(lines) > 2 else []
 
 
-def _cell_markdown(sweep: Sweep, table: pd.DataFrame) -> list[str]:
+def _cell_markdown(sweep: Sweep, cells: pd.DataFrame) -> list[str]:
     counted = statuses(sweep)
-    head = [*(a.split(".")[-1] for a in sweep.axes), "runs", *counted, "steps", "train loss", "test acc", THEORY]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in table.to_dict("records"):  # not iterrows: it turns an all-number row's ints into floats
-        cells = [*(str(r[a]) for a in sweep.axes), str(r["runs"]), *(str(r[s]) for s in counted),
-                 "–" if np.isnan(r["steps"]) else f"{r['steps']:.0f}", mean_pm_std(r["train/loss"], r["train/loss std"]),
-                 mean_pm_std(r["test/acc"], r["test/acc std"]), mean_pm_std(r[THEORY], np.nan)]
-        rows.append("| " + " | ".join(cells) + " |")
-    return rows
+    metrics = {} if sweep.init_only() else METRICS
+    head = [*(sweep.meaning(a).text for a in sweep.axes), "runs", *counted, "steps", *metrics.values(), THEORY]
+    rows = [[*(r[a] for a in sweep.axes), r["runs"], *(r[s] for s in counted),
+             "–" if np.isnan(r["steps"]) else f"{r['steps']:.0f}",
+             *(estimate(r, key).text() for key in metrics), estimate(r, THEORY, symmetric=False).text()]
+            for r in cells.to_dict("records")]  # not iterrows: it turns an all-number row's ints into floats
+    return table(head, rows)
 
 
 def _experiment(sweep: Sweep) -> str | None:
@@ -94,7 +120,7 @@ def _provenance(sweep: Sweep, out: Path) -> list[str]:
     unique = lambda key: sorted({str(s[key]) for s in summaries if s.get(key) is not None}) or ["–"]  # noqa: E731
     versions = sorted({", ".join(f"{k} {v}" for k, v in s["versions"].items()) for s in summaries if "versions" in s})
     first_job = sweep.jobs["dir"].iloc[0]
-    config = read_config(first_job)
+    config = sweep.configs[sweep.jobs["job"].iloc[0]]
     lines = ["## Provenance", "", "Reproduce the sweep, then this report:", "", "```bash",
              _sweep_command(sweep), f"python scripts/report.py {shlex.quote(str(sweep.dir))} --out {shlex.quote(str(out))}",
              "```", "",

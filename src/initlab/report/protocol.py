@@ -1,0 +1,109 @@
+"""The experiment's declared protocol, as the runs recorded it, and the report's Protocol section.
+
+A named experiment declares under `protocol:` (initlab.config.Protocol) what it takes from its
+paper (cited), what it changes and why, how each free hyperparameter is chosen, and which seeds
+fit and which score a fitted quantity. Every run records it in config.yaml; the report reads it
+from there (not from conf/, which may have changed since), prints it beside the values the runs
+actually had, and says where the declaration falls short: a hyperparameter chosen after the main
+grid was seen, a rule run on the main grid's own seeds, a free hyperparameter with no rule.
+"""
+
+import json
+from collections import Counter
+
+from initlab.report.load import Sweep
+from initlab.report.tables import table
+
+TRAINING = ("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay", "optim.schedule", "train.steps")
+FREE = ("model.width", "data.batch_size", *TRAINING)  # settings a reproduction must choose or take from the paper
+
+
+def read_protocol(sweep: Sweep) -> tuple[dict, int]:
+    """The protocol most runs recorded ({} where none did), and how many runs recorded another."""
+    recorded = Counter(json.dumps(c.get("protocol") or {}, sort_keys=True) for c in sweep.configs.values() if c)
+    if not recorded:
+        return {}, 0
+    text, count = recorded.most_common(1)[0]
+    return json.loads(text), sum(recorded.values()) - count
+
+
+def fit_declaration(sweep: Sweep, quantity: str) -> dict | None:
+    """The protocol's fit of `quantity` ({quantity, fit_seeds, score_seeds}), if it declares one."""
+    return next((f for f in read_protocol(sweep)[0].get("fits") or [] if f.get("quantity") == quantity), None)
+
+
+def protocol_section(sweep: Sweep) -> list[str]:
+    protocol, others = read_protocol(sweep)
+    lines = ["## Protocol", ""]
+    if not any(protocol.get(part) for part in ("takes", "changes", "chooses", "fits")):
+        return lines + ["These runs declare no protocol (`protocol:` in the experiment's config): nothing says which "
+                        "settings come from a paper, or how the free hyperparameters were chosen.", ""]
+    lines += ["Declared by the experiment's config (`protocol:`) and recorded in each run's config.yaml; beside each "
+              "entry, the values these runs had.", ""]
+    if others:
+        lines += [f"**{others} run(s) recorded a different protocol**; this is the one most runs recorded.", ""]
+    if protocol.get("paper"):
+        lines += [f"Paper: {protocol['paper']}", ""]
+    lines += _table("Taken from the paper", ["what", "paper's value", "where in the paper", "these runs"],
+                    [[t["what"], t["value"], t["source"], _values(sweep, t.get("keys"))] for t in protocol["takes"]])
+    lines += _table("Changed from the paper, and why", ["what", "paper", "here", "why", "these runs"],
+                    [[c["what"], c["paper"], c["here"], c["why"], _values(sweep, c.get("keys"))]
+                     for c in protocol["changes"]])
+    lines += _table("Free hyperparameters: how each is chosen",
+                    ["setting", "these runs", "rule", "criterion", "seeds the rule used", "fixed before the main grid"],
+                    [[f"`{c['key']}`", _values(sweep, [c["key"]]), c["rule"], c["criterion"],
+                      _seeds(c.get("seeds")), "yes" if c["before_grid"] is True else "**no**"]
+                     for c in protocol["chooses"]])
+    lines += _table("Fitted quantities", ["quantity", "fitted on seeds", "scored on seeds", "seeds in this sweep"],
+                    [[f["quantity"], _seeds(f["fit_seeds"]), _seeds(f["score_seeds"]), _seeds(_grid_seeds(sweep))]
+                     for f in protocol["fits"]])
+    shortfalls = _shortfalls(sweep, protocol)
+    return lines + (["**Where the protocol falls short**", "", *(f"- {s}" for s in shortfalls), ""] if shortfalls else [])
+
+
+def _shortfalls(sweep: Sweep, protocol: dict) -> list[str]:
+    """Where the protocol does not make the runs a test fixed before their results were seen."""
+    grid = set(_grid_seeds(sweep))
+    warnings = []
+    for choice in protocol["chooses"]:
+        if choice["before_grid"] is not True:
+            warnings.append(f"`{choice['key']}` was chosen after the main grid's results were seen, not by a rule fixed "
+                            "before it: the runs' verdicts are not independent of that choice.")
+        elif shared := grid & set(choice.get("seeds") or []):
+            warnings.append(f"the rule for `{choice['key']}` ran on seeds {sorted(shared)}, which the main grid "
+                            "uses too: its choice has seen these runs' noise.")
+    declared = {k for part in ("takes", "changes") for entry in protocol[part] for k in entry.get("keys") or []}
+    declared |= {c["key"] for c in protocol["chooses"]} | set(sweep.axes)
+    free = [k for k in FREE if not (sweep.init_only() and k in TRAINING)]  # runs that measure their init do not train
+    if missing := [k for k in free if k not in declared]:
+        warnings.append("no entry says where these settings come from: " + ", ".join(f"`{k}`" for k in missing) + ".")
+    for fit in protocol["fits"]:
+        if not (set(fit["fit_seeds"]) <= grid and set(fit["score_seeds"]) <= grid):
+            warnings.append(f"{fit['quantity']} is declared to be fitted on seeds {fit['fit_seeds']} and scored on "
+                            f"{fit['score_seeds']}, but this sweep ran seeds {sorted(grid)}: it is not fitted here.")
+    return warnings
+
+
+def _table(title: str, head: list[str], rows: list[list]) -> list[str]:
+    if not rows:
+        return []
+    return [f"**{title}**", "", *table(head, rows), ""]
+
+
+def _values(sweep: Sweep, keys: list[str] | None) -> str:
+    """`key` = value as the runs had it, for each key (a grid axis: the values it takes)."""
+    shown = []
+    for key in keys or []:
+        if key in sweep.axes:
+            shown.append(f"`{key}` ∈ {{{', '.join(map(str, dict.fromkeys(sweep.jobs[key].dropna())))}}}")
+        else:
+            shown.append(f"`{key}` = {sweep.shared.get(key, 'varies')}")
+    return "; ".join(shown) or "–"
+
+
+def _grid_seeds(sweep: Sweep) -> list:
+    return sorted(sweep.jobs["seed"].dropna().unique().tolist())
+
+
+def _seeds(seeds) -> str:
+    return ", ".join(map(str, seeds)) if seeds else "–"
