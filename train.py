@@ -11,16 +11,17 @@ from initlab.cli import check_train_command
 from initlab.config import register_configs
 from initlab.errors import ConfigError, DataError, JobFailed
 from initlab.run import run
+from initlab.train.loop import Outcome
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg) -> None:
+def main(cfg) -> Outcome:
     hc = HydraConfig.get()
     multirun = hc.mode is RunMode.MULTIRUN
     try:
-        run(cfg, Path(hc.runtime.output_dir), group=Path(hc.sweep.dir).name if multirun else None)
+        return run(cfg, Path(hc.runtime.output_dir), group=Path(hc.sweep.dir).name if multirun else None)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)  # a user mistake: one line, no traceback
         if multirun:
@@ -29,5 +30,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    check_train_command(sys.argv[1:])  # every job composed and validated: a mistake is one line, nothing runs
+    check_train_command(sys.argv[1:])  # a mistake is one line, and nothing runs
     main()

@@ -60,11 +60,11 @@ def test_a_job_folder_is_named_by_what_the_job_is_never_by_how_it_was_launched()
 
 
 def test_the_dry_run_shows_the_folders_the_launcher_creates_each_job_with_its_own_records_and_wandb_run(
-        tmp_path, capsys, monkeypatch):
+        tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     args = ["experiment=smoke", "seed=1", "train.steps=10"]
     assert sweep_script["main"]([*args, f"hydra.sweep.dir={tmp_path}", "train.progress=false", "--dry-run"]) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert "2 jobs" in printed and not any(tmp_path.iterdir())  # a dry run starts nothing
     planned = [Path(line.split("-> ", 1)[1]) for line in printed.splitlines() if "-> " in line]
     assert multirun(tmp_path, *args) == 0
@@ -116,9 +116,9 @@ def test_an_override_value_cannot_write_outside_the_sweep_dir(tmp_path):
     assert outside == []
 
 
-def test_a_bad_grid_is_rejected_before_any_job_starts(tmp_path, capsys):
+def test_a_bad_grid_is_rejected_before_any_job_starts(tmp_path, capfd):
     assert sweep_script["main"](["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "gain=2,-1"]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "'gain': '-1'" in err and "job #1" in err
     assert not (tmp_path / "s").exists()
 

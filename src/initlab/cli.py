@@ -1,10 +1,10 @@
 """Command lines checked before anything runs: every user mistake is one line on stderr, exit code 2.
 
 `check_train_command(argv)` runs before train.py's @hydra.main. It composes the config as
-Hydra will (every job of a multirun, planned as Hydra's basic sweeper runs them) and validates
-each, so a bad value in the last job of a grid stops the command before the first job starts,
-and no run directory is created and no data loaded. Hydra's own flags keep their meaning:
---help, --hydra-help, --info and --shell-completion pass through unchecked, --cfg only has its
+Hydra will and validates it, so no run directory is created and no data loaded for a mistake.
+For a multirun it composes the sweep's own config (what every job shares); initlab's sweeper
+then composes and validates every job before the first starts (initlab.sweep.plan). Hydra's
+own flags keep their meaning: --help, --hydra-help, --info and --shell-completion pass through unchecked, --cfg only has its
 overrides composed, and HYDRA_FULL_ERROR=1 shows Hydra's full error instead of the one line.
 """
 
@@ -22,12 +22,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError, did_you_mean
-from initlab.sweep.plan import CONF, plan_sweep
+from initlab.sweep.plan import CONF, compose_sweep
 from initlab.track.records import check_run_dir
 from initlab.validate import validate
 
-# Set by scripts/sweep.py for the train.py it starts: that grid is planned and validated already.
-PLANNED = "INITLAB_GRID_PLANNED"
+# Set by scripts/sweep.py for the train.py it starts: errors name the launcher as sweep.py's users
+# type it (launcher=slurm, launcher.max_pack=8), not as Hydra does (hydra/launcher, hydra.launcher.).
+SWEEP_NAMES = "INITLAB_SWEEP_NAMES"
 SWEEP_FOLDER = "a sweep folder holds one folder per job, e.g. results/sweeps/<name>"
 
 
@@ -39,11 +40,11 @@ def check_train_command(argv: list[str]) -> None:
     _check_flags(args)
     hydra_only = args.help or args.hydra_help or args.info or args.shell_completion or args.experimental_rerun
     other_tree = args.config_path or args.config_name or args.config_dir  # Hydra reports on its errors itself
-    if hydra_only or other_tree or os.environ.get(PLANNED) == "1":
+    if hydra_only or other_tree:
         return
     with one_line_errors(args.overrides):
         if args.multirun or (not args.run and "hydra.mode=MULTIRUN" in args.overrides):
-            plan_sweep(args.overrides).check_job_dirs()  # composes and validates every job
+            compose_sweep(args.overrides)  # the jobs themselves: planned inside Hydra, by initlab's sweeper
             return
         _refuse_sweeps(args.overrides)
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -67,6 +68,8 @@ def one_line_errors(overrides: list[str] = ()) -> Iterator[None]:
 
 def print_error(message: str) -> int:
     """Print `error: <message>` on stderr; return the exit code of a user mistake, 2."""
+    if os.environ.get(SWEEP_NAMES) == "1":
+        message = message.replace("hydra/launcher", "launcher").replace("hydra.launcher.", "launcher.")
     print(f"error: {message}", file=sys.stderr)
     return 2
 

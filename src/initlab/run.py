@@ -20,7 +20,7 @@ from initlab.init.table import format_table
 from initlab.models import build_model
 from initlab.theory import run_theory
 from initlab.track.identity import OPERATIONAL
-from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, provenance, read_config
+from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, durable_together, provenance, read_config
 from initlab.track.wandb_mirror import NoMirror, WandbMirror
 from initlab.train.loop import Member, Outcome, train
 from initlab.train.preemption import StopRequest
@@ -38,7 +38,8 @@ def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
     return result
 
 
-def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None) -> list[Outcome | BaseException]:
+def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None,
+             fail_fast: bool = False) -> list[Outcome | BaseException | None]:
     """Run `cfgs` (all of one pack_key, initlab.sweep.packs) into `run_dirs`, trained together
     as one stacked computation. Hydra's global state is never read, so configs composed
     in-process (hydra.compose) run as well as train.py's.
@@ -50,43 +51,59 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None) -> list
     nothing. From then on every exit leaves summary.json: `failed` with the error and the steps
     reached, or `interrupted` when SIGTERM/SIGUSR2 stopped it at a step boundary (last.pt saved
     there; the signal is then passed on, see train/preemption.py).
+    With `fail_fast`, a run that fails before training stops the pack: the runs prepared before
+    it end `interrupted` (resumable), and those after it are not started (None).
     """
     results: list[Outcome | BaseException | None] = [None] * len(cfgs)
     started = time.time()
     with ExitStack() as held, StopRequest() as stop:
         members: dict[int, Member] = {}
-        for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs)):
-            try:
-                prepared = _prepare(cfg, RunRecords(run_dir), held, started)
-            except Exception as err:
-                results[i] = err
-                continue
-            if isinstance(prepared, Outcome):
-                results[i] = prepared  # completed or diverged before: nothing to do
-            else:
-                members[i] = prepared
+        with durable_together():
+            for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs)):
+                try:
+                    prepared = _prepare(cfg, RunRecords(run_dir), held, started, packed=len(cfgs) > 1)
+                except Exception as err:
+                    results[i] = err
+                    if fail_fast:
+                        for j, m in members.items():
+                            results[j] = _interrupt(m, f"fail_fast: {run_dir.name} failed before training", started)
+                        members.clear()
+                        break
+                    continue
+                if isinstance(prepared, Outcome):
+                    results[i] = prepared  # completed or diverged before: nothing to do
+                else:
+                    members[i] = prepared
         if members:
             _run(list(members.values()), group, started, stop)
             for i, m in members.items():
                 results[i] = m.error if m.error is not None else m.outcome
-    if any(isinstance(r, Outcome) and r.status == "interrupted" for r in results):
+    if stop.requested and any(isinstance(r, Outcome) and r.status == "interrupted" for r in results):
         stop.forward()
     return results
 
 
-def _prepare(cfg, records: RunRecords, held: ExitStack, started: float) -> Member | Outcome:
+def _interrupt(m: Member, reason: str, started: float) -> Outcome:
+    """End a prepared run that will not train now as `interrupted`: resumable from where it is."""
+    m.outcome.end("interrupted", m.outcome.steps, reason)
+    close_run(m.records, NoMirror(), run_summary(m.outcome, started, m.device))
+    return m.outcome
+
+
+def _prepare(cfg, records: RunRecords, held: ExitStack, started: float, packed: bool) -> Member | Outcome:
     """One run's start, in its locked directory (the lock held in `held`): the earlier outcome
     if it already finished, else its model built and initialised (before any data: init errors
-    cost nothing)."""
+    cost nothing). A `packed` run's own log lines go to its train.log only, not the console too
+    (hundreds of init tables would bury the sweep's own lines)."""
     held.enter_context(records.locked())
     outcome = Outcome("running", 0)
     try:
-        with records.train_log():
+        with records.train_log(console=not packed):
             settings = start(cfg, records, outcome)
             if isinstance(settings, Outcome):
                 return settings
             model, init_records = build_initialised(cfg, settings)
-        return Member(cfg, records, outcome, model, str(settings.device), init_records)
+        return Member(cfg, records, outcome, model, str(settings.device), init_records, packed=packed)
     except BaseException as err:
         record_failure(records, NoMirror(), failure_summary(records, outcome, err, started, None))
         raise
@@ -100,18 +117,21 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
     trains = bool(cfg.train.steps or cfg.train.epochs)
     try:
         data = load_data(cfg.data, torch.device(device)) if trains or any(data_driven) else None
-        for m, lsuv in zip(members, data_driven):
-            with m.records.train_log():
-                if lsuv:
-                    lsuv_rescale(m.model, data.x_train[: m.cfg.data.batch_size], m.init_records, m.cfg.init.tol,
-                                 m.cfg.init.max_iter)
-                write_init(m.cfg, m.records, m.init_records)
+        with durable_together():
+            for m, lsuv in zip(members, data_driven):
+                with m.records.train_log(console=not m.packed):
+                    if lsuv:
+                        lsuv_rescale(m.model, data.x_train[: m.cfg.data.batch_size], m.init_records, m.cfg.init.tol,
+                                     m.cfg.init.max_iter)
+                    write_init(m.cfg, m.records, m.init_records)
         if trains:
             if len(members) > 1:
                 log.info("training %d runs as one pack: %s", len(members), ", ".join(m.records.dir.name for m in members))
-            for m in members:
-                m.mirror = _mirror(m, group)
-            torch.use_deterministic_algorithms(cfg.train.deterministic)
+            with durable_together():
+                for m in members:
+                    m.mirror = _mirror(m, group)
+            # as torch.use_deterministic_algorithms, which also imports torch._inductor (1.4 s) for its own flag
+            torch.set_deterministic_debug_mode("error" if cfg.train.deterministic else "default")
             train(members, data, stop)
         else:
             for m in members:
@@ -127,9 +147,11 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
         if not isinstance(err, Exception):
             raise
         return
+    with durable_together():
+        for m in members:
+            close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | pack)
     for m in members:
-        close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | pack)
-        with m.records.train_log():
+        with m.records.train_log(console=not m.packed):
             log_outcome(m)
 
 
@@ -137,7 +159,8 @@ def _mirror(m: Member, group: str | None):
     """The run's wandb run (logger=wandb), else NoMirror."""
     if m.cfg.logger.backend.value != "wandb":
         return NoMirror()
-    return WandbMirror(m.cfg.logger, m.records.dir, plain(m.cfg), m.records.dir.name, group, resume=m.cfg.train.resume)
+    return WandbMirror(m.cfg.logger, m.records.dir, plain(m.cfg), m.records.dir.name, group, resume=m.cfg.train.resume,
+                       packed=m.packed)
 
 
 def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:

@@ -9,20 +9,22 @@ one line naming the key, the value and what is valid.
 """
 
 import dataclasses
+import functools
+import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from initlab.config import MODEL_SCHEMAS, SYNTHETIC_ONLY
 from initlab.data import DatasetSpec, spec_of
 from initlab.errors import ConfigError, UnknownKey, choices
-from initlab.init.apply import check_fit, check_scheme_args
+from initlab.init.apply import check_fit_shapes, check_scheme_args, residual_branches, weight_shapes
 from initlab.init.fan import FanMode
 from initlab.init.gain import Gain, resolve_gain
 from initlab.init.schemes import SCHEMES
@@ -43,11 +45,14 @@ class Settings:
     num_classes: int
 
 
-def validate(cfg) -> Settings:
+def validate(cfg, runs_elsewhere: bool | None = None) -> Settings:
     """Check `cfg` (a composed `train` config, with or without its `hydra` node) for everything
-    a run would trip over later."""
-    _check_schema(cfg)
-    _check_finite(cfg)
+    a run would trip over later. `runs_elsewhere`: the run is for another machine (a SLURM node),
+    whose devices and memory are not this one's (None: as the config's hydra node says)."""
+    values = _check_schema(cfg)
+    _check_finite(values)
+    elsewhere = _runs_elsewhere(cfg) if runs_elsewhere is None else runs_elsewhere
+    cfg = _Plain.of(values)  # the checks below read plain data: a DictConfig's access costs ~10 us a key
     gain = resolve_gain(cfg.gain, cfg.model.activation.value, cfg.model.negative_slope)
     check_scheme_args(cfg.init.scheme, cfg.mode, cfg.gain)
     _check_model(cfg.model)
@@ -58,12 +63,21 @@ def validate(cfg) -> Settings:
              "must be in [-2**63, 2**64 - 1] (torch.manual_seed)")
     if cfg.logger.backend.value == "wandb":
         _check_wandb_names(cfg.logger)
-    elsewhere = _runs_elsewhere(cfg)
     device = resolve_device(cfg.device, True if elsewhere else None)
-    model = _check_fit(cfg, spec)
+    facts = _check_fit(cfg, spec)
     if not elsewhere:
-        _check_memory(cfg, model, device)
+        _check_memory(cfg, facts.params, device)
     return Settings(device, cfg.mode, gain, spec.input_shape, spec.num_classes)
+
+
+class _Plain(dict):
+    """A resolved config as plain data, read as the config reads (cfg.model.depth, cfg["model"])."""
+
+    __getattr__ = dict.__getitem__
+
+    @classmethod
+    def of(cls, value):
+        return cls({k: cls.of(v) for k, v in value.items()}) if isinstance(value, dict) else value
 
 
 def resolve_device(name: str, cuda_available: bool | None = None) -> torch.device:
@@ -94,22 +108,30 @@ def _runs_elsewhere(cfg) -> bool:
     return launcher.endswith("SlurmLauncher")
 
 
-def _check_schema(cfg) -> None:
+def _check_schema(cfg) -> dict:
     """Every interpolation resolves, `init`/`model` hold the schema their name says, and no
-    section holds a key its schema lacks (`+model.widht=3` composes, but nothing reads it)."""
+    section holds a key its schema lacks (`+model.widht=3` composes, but nothing reads it).
+    Returns the config (its `hydra` node aside) as plain data, resolved."""
     _check_group(cfg, "init", "scheme", {name: s.params for name, s in SCHEMES.items()})
     _check_group(cfg, "model", "name", MODEL_SCHEMAS)
-    for key in (k for k in cfg if k != "hydra"):
-        try:
-            value = cfg[key]  # resolves a value; a section is resolved below
-            if OmegaConf.is_config(value):
-                OmegaConf.to_container(value, resolve=True)
-        except OmegaConfBaseException as err:
-            raw = OmegaConf.to_container(cfg, resolve=False)
-            for part in err.full_key.split("."):
-                raw = raw.get(part) if isinstance(raw, dict) else None
-            raise ConfigError(err.full_key or key, raw, str(err.msg).splitlines()[0]) from None
+    try:
+        values = _resolved(cfg)
+    except OmegaConfBaseException as err:
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        for part in err.full_key.split("."):
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        raise ConfigError(err.full_key or "config", raw, str(err.msg).splitlines()[0]) from None
     _check_keys(cfg, "")
+    return values
+
+
+def _resolved(cfg) -> dict:
+    """The config as plain data, every interpolation resolved; a `hydra` node (a composed
+    command line's) left out: it holds values only Hydra's launch sets."""
+    if "hydra" not in cfg:
+        return OmegaConf.to_container(cfg, resolve=True)
+    sections = {key: cfg[key] for key in cfg if key != "hydra"}  # cfg[key] resolves a value
+    return {key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for key, v in sections.items()}
 
 
 def _check_group(cfg, group: str, name_key: str, schemas: dict[str, type]) -> None:
@@ -135,20 +157,19 @@ def _check_keys(node: DictConfig, prefix: str) -> None:
             _check_keys(child, f"{prefix}{key}.")
 
 
-def _check_finite(cfg) -> None:
+def _check_finite(values: dict) -> None:
     """inf and nan pass a float's type check, but no key here can run with them."""
-    for key, value in _leaves(cfg, ""):
+    for key, value in _leaves(values, ""):
         if isinstance(value, float) and not math.isfinite(value):
             _require(key in INFINITE_OK and value == math.inf, key, value, "must be a finite number")
 
 
 def _leaves(node, prefix: str):
-    items = enumerate(node) if isinstance(node, ListConfig) else node.items()
+    """(dotted key, value) of every leaf of plain data; list items as key[i]."""
+    items = enumerate(node) if isinstance(node, list) else node.items()
     for key, value in items:
-        full = f"{prefix}[{key}]" if isinstance(node, ListConfig) else f"{prefix}{'.' if prefix else ''}{key}"
-        if full == "hydra":
-            continue
-        if isinstance(value, (DictConfig, ListConfig)):
+        full = f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}{'.' if prefix else ''}{key}"
+        if isinstance(value, (dict, list)):
             yield from _leaves(value, full)
         else:
             yield full, value
@@ -222,22 +243,43 @@ def _check_wandb_names(logger) -> None:
         raise ConfigError(f"logger.{keys[field]}", values[field], detail.removeprefix("Value error, ")) from None
 
 
-def _check_fit(cfg, spec: DatasetSpec) -> nn.Module:
+@dataclass(frozen=True)
+class ModelFacts:
+    """What validation reads of a model: its weight shapes, residual branches, 2-D convolutions
+    and parameter count."""
+
+    shapes: list[tuple[int, ...]]
+    residual: bool
+    has_conv: bool
+    params: int
+
+
+def _check_fit(cfg, spec: DatasetSpec) -> ModelFacts:
     """The model takes the data's shape, and the scheme's preconditions hold for its weights."""
-    with torch.device("meta"):
-        model = build_model(OmegaConf.merge(cfg.model, {"lazy": False}), spec.input_shape, spec.num_classes)
-    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    _require(not has_conv or len(spec.input_shape) == 3, "data.input_shape", list(spec.input_shape),
+    model = json.dumps(cfg.model, sort_keys=True, default=lambda e: e.value)  # enums by value
+    facts = _model_facts(model, tuple(spec.input_shape), spec.num_classes)
+    _require(not facts.has_conv or len(spec.input_shape) == 3, "data.input_shape", list(spec.input_shape),
              f"model={cfg.model.name} has 2-D convolutions: needs [channels, height, width]")
-    check_fit(cfg.init.scheme, cfg.init, model)
+    check_fit_shapes(cfg.init.scheme, cfg.init, facts.shapes, facts.residual)
     _require(cfg.init.bias_std >= 0, "init.bias_std", cfg.init.bias_std, "must be >= 0")
-    return model
+    return facts
 
 
-def _check_memory(cfg, model: nn.Module, device: torch.device) -> None:
+@functools.lru_cache(maxsize=64)
+def _model_facts(model: str, input_shape: tuple[int, ...], num_classes: int) -> ModelFacts:
+    """ModelFacts of initlab's model for the JSON config `model`, built on the meta device (no
+    memory, no numbers drawn), once per process for each config and data shape: a grid's jobs
+    share a few, and a depth-100 MLP takes 15 ms to build and 1 ms to read."""
+    plain = json.loads(model) | {"lazy": False}
+    with torch.device("meta"):
+        net = build_model(OmegaConf.merge(MODEL_SCHEMAS[plain["name"]], plain), list(input_shape), num_classes)
+    return ModelFacts(weight_shapes(net), bool(residual_branches(net)),
+                      any(isinstance(m, nn.Conv2d) for m in net.modules()), sum(p.numel() for p in net.parameters()))
+
+
+def _check_memory(cfg, params: int, device: torch.device) -> None:
     """The weights, and their gradients when it trains, fit in the device's memory: a model too
     large for it would be killed mid-run, leaving no record."""
-    params = sum(p.numel() for p in model.parameters())
     need = params * 4 * (2 if cfg.train.steps or cfg.train.epochs else 1)  # float32
     if device.type == "cuda":
         have = torch.cuda.get_device_properties(device).total_memory

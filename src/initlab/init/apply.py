@@ -3,6 +3,7 @@
 `initialize` is initlab's public entry point (`initlab.initialize`); the Hydra harness calls it too."""
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -118,23 +119,37 @@ def check_fit(scheme: str, params, model: nn.Module) -> None:
     """The scheme's declared preconditions (schemes.Rule) on its keys and on the model's weight
     shapes, and zero_residual's need for residual branches: the one check, shared by
     `initialize` and the harness's up-front validation (a `meta`-device model costs nothing)."""
-    if params.zero_residual and not residual_branches(model):
+    check_fit_shapes(scheme, params, weight_shapes(model), bool(residual_branches(model)))
+
+
+def check_fit_shapes(scheme: str, params, shapes: list[tuple[int, ...]], residual: bool) -> None:
+    """check_fit on what it reads of a model: its weight shapes and whether it has residual branches."""
+    if params.zero_residual and not residual:
         raise ConfigError("init.zero_residual", True, "the model has no residual branches (use model=resnet)")
-    shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
     for rule in SCHEMES[scheme].requires:
         if not rule.holds(params, shapes):
             value = scheme if rule.key == "init" else params[rule.key.removeprefix("init.")]
             raise ConfigError(rule.key, value, rule.expected.format(**params))
 
 
+def weight_shapes(model: nn.Module) -> list[tuple[int, ...]]:
+    return [tuple(m.weight.shape) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+
+
 def scheme_config(scheme: str, params: dict) -> DictConfig:
     """`params` checked against the scheme's keys, typed and defaulted as Hydra's `init` node is."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(SCHEMES[scheme].params), params)
+        return OmegaConf.merge(_schema(scheme), params)
     except OmegaConfBaseException as err:
         keys = [f.name for f in dataclasses.fields(SCHEMES[scheme].params) if f.name != "scheme"]
         expected = str(err.msg).splitlines()[0] if isinstance(err, ValidationError) else f"init={scheme} takes " + ", ".join(keys)
         raise ConfigError(f"init.{err.key}", params.get(err.key), expected) from None
+
+
+@functools.cache
+def _schema(scheme: str) -> DictConfig:
+    """The scheme's parameters as an OmegaConf schema, built once (2 ms each; merge copies it)."""
+    return OmegaConf.structured(SCHEMES[scheme].params)
 
 
 def _fan_mode(mode: str) -> FanMode:

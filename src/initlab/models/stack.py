@@ -55,8 +55,16 @@ class Stack(nn.Module):
         batch x [B, ...] for every run (an evaluation)."""
         if self.alone:
             return self.net(x if shared else x[0]).unsqueeze(0)
-        x = x.expand(len(self), *x.shape) if shared else x
-        return self.net(x.flatten(0, 1)).unflatten(0, (len(self), -1))
+        if not shared:
+            return self.net(x.flatten(0, 1)).unflatten(0, (len(self), -1))
+        layers = [m for m in self.net.modules() if isinstance(m, StackedLayer)]
+        for layer in layers:
+            layer.shared_rows = len(x)
+        try:
+            return self.net(x).unflatten(0, (len(self), -1))
+        finally:
+            for layer in layers:
+                layer.shared_rows = None
 
     def layer_tensors(self, layer: str, grad: bool = False) -> list[Tensor]:
         """The parameters (or their gradients) of `layer`, each [K, ...]; [] if a gradient is missing."""
@@ -97,7 +105,14 @@ def _stacked(members: list[nn.Module]) -> nn.Module:
 
 
 class StackedLayer(nn.Module):
-    """A layer of K runs: each parameter of the lone layer, under its name, as one leaf [K, ...]."""
+    """A layer of K runs: each parameter of the lone layer, under its name, as one leaf [K, ...].
+
+    Stack.forward(shared=True) feeds one batch [B, ...] to every run (an evaluation): the first
+    stacked layer receives B rows, not K*B, and `shared_rows` = B says so. Linear and
+    convolutions compute every run from it directly; other layers take it repeated K times.
+    """
+
+    shared_rows: int | None = None
 
     def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
@@ -105,6 +120,14 @@ class StackedLayer(nn.Module):
         for name, p in layers[0]._parameters.items():  # None entries too (a Linear without bias), as torch keeps them
             self.register_parameter(name, None if p is None else nn.Parameter(torch.stack([getattr(m, name).detach()
                                                                                             for m in layers])))
+
+    def is_shared(self, x: Tensor) -> bool:
+        """Whether `x` is the one batch every run sees (B rows, not K*B)."""
+        return x.shape[0] == self.shared_rows
+
+    def per_run_rows(self, x: Tensor) -> Tensor:
+        """`x` as K*B rows, run k's the k-th block: a shared batch repeated for every run (a copy)."""
+        return x.repeat(self.runs, *[1] * (x.dim() - 1)) if self.is_shared(x) else x
 
     def unstack(self, layers: list[nn.Module]) -> None:
         for name, stacked in self.named_parameters(recurse=False):
@@ -115,6 +138,9 @@ class StackedLayer(nn.Module):
 class StackedLinear(StackedLayer):
     def forward(self, x: Tensor) -> Tensor:
         w, b = self.weight, self.bias  # [K, O, F], [K, O]
+        if self.is_shared(x):  # [K, O, F] @ [F, B]: one matrix product over K*O rows, no copy of x
+            y = torch.matmul(w, x.mT)
+            return (y if b is None else y + b.unsqueeze(2)).mT.flatten(0, 1)
         h = x.unflatten(0, (self.runs, -1)).mT  # [K, F, B]
         # y^T = W h^T reads the weights as stored; y = h W^T would make bmm copy W^T at every call
         y = torch.bmm(w, h) if b is None else torch.baddbmm(b.unsqueeze(2), w, h)  # [K, O, B]
@@ -131,7 +157,7 @@ class StackedConv(StackedLayer):
         self.settings = (_conv_settings(convs[0], 1), _conv_settings(convs[0], len(convs)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.grouped(x) if x.is_cuda else self.per_run(x)
+        return self.grouped(self.per_run_rows(x)) if x.is_cuda else self.per_run(x)
 
     def grouped(self, x: Tensor) -> Tensor:
         y = self.settings[1]._conv_forward(_channels(x, self.runs), self.weight.flatten(0, 1), _flat(self.bias))
@@ -139,7 +165,8 @@ class StackedConv(StackedLayer):
 
     def per_run(self, x: Tensor) -> Tensor:
         biases = [None] * self.runs if self.bias is None else self.bias
-        return torch.cat([self.settings[0]._conv_forward(xk, w, b) for xk, w, b in zip(x.chunk(self.runs), self.weight, biases)])
+        inputs = [x] * self.runs if self.is_shared(x) else x.chunk(self.runs)
+        return torch.cat([self.settings[0]._conv_forward(xk, w, b) for xk, w, b in zip(inputs, self.weight, biases)])
 
 
 def _conv_settings(conv: nn.Module, runs: int) -> nn.Module:
@@ -178,7 +205,7 @@ class StackedBatchNorm(StackedLayer):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # a cumulative average
                 factor = 1.0 / float(self.num_batches_tracked)
-        return (self.grouped if x.is_cuda else self.per_run)(x, self.training or not self.tracked, factor)
+        return (self.grouped if x.is_cuda else self.per_run)(self.per_run_rows(x), self.training or not self.tracked, factor)
 
     def _stats(self) -> list[Tensor | None]:
         return [self.running_mean, self.running_var] if self.tracked else [None, None]
@@ -217,6 +244,7 @@ class StackedAffineNorm(StackedLayer):
         self.channel_first = isinstance(norms[0], nn.GroupNorm)  # GroupNorm's affine is per channel (dim 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self.per_run_rows(x)
         y = self.norm(x)
         if self.weight is None:
             return y

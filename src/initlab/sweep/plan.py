@@ -1,89 +1,120 @@
-"""Expand a sweep exactly as Hydra's basic sweeper will, and validate every job up front.
+"""A grid planned as Hydra's basic sweeper expands it, every job composed and validated before
+any starts.
 
-Hydra checks types while it launches; relations between values (a gain a scheme does not
-take, a ResNet depth that is not 6n + 2) would only fail job by job. Planning composes
-every job first, so a bad grid is rejected before any job starts.
+Hydra checks types while it composes; relations between values (a gain a scheme does not take,
+a ResNet depth that is not 6n + 2) would only fail job by job, after earlier jobs ran. The
+sweeper (hydra_plugins.initlab.sweeper) plans first: Hydra's own parser and
+`BasicSweeper.split_arguments` expand the grid once (glob, range, choice, lists, quoting:
+every syntax Hydra's sweeper accepts), initlab.sweep.compose composes each job once, and
+initlab.validate checks it. A bad value anywhere is one line naming the job; nothing has run.
 """
 
+import sys
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError
+from initlab.sweep.compose import GridComposer, Job
 from initlab.track.records import check_run_dir
 from initlab.validate import validate
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
+# The counts initlab's launchers take (conf/hydra/launcher/*.yaml, untyped yaml): each an integer >= 1.
+LAUNCHER_COUNTS = ("workers", "jobs_per_gpu", "max_pack")
+BAR_FROM = 200  # jobs: a grid this large shows a progress bar while it is planned (on a terminal)
 
 
-@dataclass(frozen=True)
-class Job:
-    num: int  # its place in this grid (Hydra's hydra.job.num); not part of its identity
-    overrides: list[str]
-    dir: Path  # named by the job's identity (initlab.track.identity), as the launchers name it
-
-
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     sweep_dir: Path
     jobs: list[Job]
+    composer: GridComposer
 
-    def check_job_dirs(self) -> None:
+    def check_job_dirs(self, in_flight: Collection[Path] = ()) -> None:
         """Refuse the grid if a job's folder cannot be written, or a run is still writing into it
         (an earlier launch of this sweep): Hydra would fail there, or rewrite that folder's .hydra/
-        before the job's lock stops it."""
+        before the job's lock stops it. Jobs `in_flight` (still queued or running on SLURM from
+        an earlier launch) are not launched again: their folders are theirs."""
         if Path(self.sweep_dir).absolute() == Path.cwd():
             raise ConfigError("hydra.sweep.dir", str(self.sweep_dir), "a folder of its own: the jobs' folders "
                               "would land in the current one")
         for job in self.jobs:
+            if job.dir.absolute() in in_flight:
+                continue
             try:
                 check_run_dir(job.dir)
             except ConfigError as err:
                 raise err.within(f"job #{job.num}: {' '.join(job.overrides)}") from None
 
+    def listing(self) -> Iterator[str]:
+        """The dry run's lines: each job, its folder, then the count."""
+        for job in self.jobs:
+            yield f"#{job.num:<3} {' '.join(job.overrides)}\n     -> {job.dir}"
+        yield f"{len(self.jobs)} jobs in {self.sweep_dir}"
+
+
+def plan_grid(config_loader: ConfigLoaderImpl, master: DictConfig, arguments: Sequence[str],
+              runs_elsewhere: bool = False) -> Plan:
+    """The jobs of the multirun whose sweep config is `master` and whose command-line overrides
+    are `arguments` (sweeps included; hydra.sweeper.params add axes), in Hydra's order, each
+    composed once and validated. `runs_elsewhere`: the jobs run on other machines (SLURM), whose
+    devices and memory are not this one's."""
+    _check_launcher(master.hydra.launcher)
+    sweep_dir = Path(str(master.hydra.sweep.dir))  # resolved first: every job's ${now:...} reads this one
+    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.params or {}).items()]
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides([*params, *arguments])
+    [expanded] = BasicSweeper.split_arguments(parsed, None)
+    composer = GridComposer(config_loader, master)
+    bar = tqdm(expanded, desc="planning", unit="job", disable=len(expanded) < BAR_FROM or not sys.stderr.isatty())
+    jobs = [_planned(composer, num, overrides, runs_elsewhere) for num, overrides in enumerate(bar)]
+    return Plan(sweep_dir, jobs, composer)
+
 
 def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
-    """The jobs `python train.py -m <overrides>` runs, in Hydra's order, each validated.
-
-    `overrides` may hold Hydra overrides (hydra/launcher=..., hydra.sweep.dir=...) and task
-    overrides, sweeps included (seed=0,1,2); the experiment's hydra.sweeper.params add axes.
-    """
-    hydra_overrides = [o for o in overrides if o.startswith("hydra")]
-    task_overrides = [o for o in overrides if not o.startswith("hydra")]
+    """The plan of `python train.py -m <overrides>`, made in this process as that command makes it."""
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        first = _single_valued(overrides)
-        try:
-            base = compose("train", overrides=first, return_hydra_config=True)
-        except COMPOSE_ERRORS as err:  # the first job's values: a key no job has fails here
-            job = [o for o in first if not o.startswith("hydra")]
-            raise as_config_error(err, first).within(f"job #0: {' '.join(job)}") from None
-        axes = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
-        parsed = OverridesParser.create().parse_overrides(axes + task_overrides)
-        [job_overrides] = BasicSweeper.split_arguments(parsed, None)
-        _check_launcher(base.hydra.launcher)
-        sweep_dir = Path(base.hydra.sweep.dir)
-        jobs = []
-        for num, job in enumerate(job_overrides):
-            try:
-                cfg = compose("train", overrides=hydra_overrides + job, return_hydra_config=True)
-                validate(cfg)
-            except (ConfigError, *COMPOSE_ERRORS) as err:
-                raise as_config_error(err, job).within(f"job #{num}: {' '.join(job)}") from None
-            jobs.append(Job(num, job, sweep_dir / cfg.hydra.sweep.subdir))
-    return Plan(sweep_dir, jobs)
+        loader = GlobalHydra.instance().config_loader()
+        master = _sweep_config(loader, overrides)
+        elsewhere = str(master.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher")
+        return plan_grid(loader, master, list(master.hydra.overrides.task), elsewhere)
 
 
-# The counts initlab's launchers take (conf/hydra/launcher/{local_gpu,packed}.yaml, untyped yaml): each an integer >= 1.
-LAUNCHER_COUNTS = ("workers", "jobs_per_gpu", "max_pack")
+def compose_sweep(overrides: list[str], config_dir: Path = CONF) -> DictConfig:
+    """The sweep's own config, as `python train.py -m <overrides>` composes it before its sweeper
+    expands the grid (Hydra leaves the sweeps out): a mistake every job shares fails here."""
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return _sweep_config(GlobalHydra.instance().config_loader(), overrides)
+
+
+def _sweep_config(loader: ConfigLoaderImpl, overrides: list[str]) -> DictConfig:
+    try:
+        return loader.load_configuration("train", overrides, run_mode=RunMode.MULTIRUN)
+    except COMPOSE_ERRORS as err:
+        raise as_config_error(err, overrides) from None
+
+
+def _planned(composer: GridComposer, num: int, overrides: list[str], runs_elsewhere: bool) -> Job:
+    try:
+        job = composer.compose(num, overrides)
+        validate(job.config, runs_elsewhere=runs_elsewhere)
+    except (ConfigError, *COMPOSE_ERRORS) as err:
+        raise as_config_error(err, overrides).within(f"job #{num}: {' '.join(overrides)}") from None
+    return job
 
 
 def _check_launcher(launcher) -> None:
-    """The launcher's counts and GPU ids, checked before Hydra builds the launcher from them."""
+    """The launcher's counts and GPU ids, checked before any job is composed from them."""
     for key in LAUNCHER_COUNTS:
         value = launcher.get(key)
         if key in launcher and not (type(value) is int and value >= 1):
@@ -91,10 +122,3 @@ def _check_launcher(launcher) -> None:
     gpus = launcher.get("gpus")
     if gpus is not None and not (OmegaConf.is_list(gpus) and gpus and all(type(g) is int and g >= 0 for g in gpus)):
         raise ConfigError("launcher.gpus", gpus, "a list of GPU ids such as [0,1], or null for all visible")
-
-
-def _single_valued(overrides: list[str]) -> list[str]:
-    """The overrides with every sweep (a,b,c) cut to its first value: enough to compose the base."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
-            else o.input_line for o in parsed]

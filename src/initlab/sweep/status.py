@@ -6,11 +6,13 @@ import pandas as pd
 import yaml
 from hydra.errors import OverrideParseException
 
+from initlab.sweep.queue import in_queue, queued_jobs
 from initlab.track.identity import as_overrides, identity, identity_from_name
-from initlab.track.records import run_status
+from initlab.track.records import read_summary, run_status
 
 COLUMNS = ["overrides", "status", "steps", "train/loss", "test/acc"]
 PROBLEMS = ("failed", "damaged", "stopped")  # listed with their error under the table
+ENDED = ("completed", "diverged", "failed", "damaged")  # a run's status no queue can change
 
 
 def job_table(sweep_dir: Path) -> pd.DataFrame:
@@ -23,17 +25,52 @@ def job_table(sweep_dir: Path) -> pd.DataFrame:
     the latest grid that ran them. Status and error come from initlab.track.records.run_status:
     a job with no summary.json yet is `running` while a process writes into it, else `stopped`
     (its steps: the last line of metrics.jsonl); `damaged` when a record cannot be read.
+    Jobs submitted to SLURM (initlab.sweep.queue) that have not ended are `pending` or `running`
+    as the queue says (a requeued run waiting to resume too), with a row before their folder exists.
     """
+    sweep_dir = Path(sweep_dir)
+    queued, states = queued_jobs(sweep_dir), in_queue(sweep_dir)
     rows = []
-    for job_dir in sorted((p.parents[1] for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")), key=_grid_order):
+    folders = sorted((p.parents[1] for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=_grid_order)
+    for job_dir in folders:
         overrides = _identity(job_dir)
         summary = run_status(job_dir) if overrides is not None else {
             "status": "damaged", "error": f"{job_dir / '.hydra' / 'overrides.yaml'} cannot be read"}
         if overrides is None:  # its identity is also its folder's name
             overrides = identity_from_name(job_dir.name)
-        rows.append({"job": job_dir.name, "overrides": overrides,
-                     **{k: summary.get(k) for k in COLUMNS[1:]}, "dir": str(job_dir),
-                     "error": summary.get("error") or summary.get("reason")})
+        if job_dir.name in states and summary["status"] not in ENDED:
+            summary = {**summary, "status": states[job_dir.name]}
+        rows.append(_row(job_dir, overrides, summary))
+    unstarted = sorted((job for name, job in queued.items() if not (sweep_dir / name).is_dir()), key=lambda j: j["num"])
+    rows += [_row(sweep_dir / job["dir"], as_overrides(identity(job["overrides"])),
+                  {"status": states.get(job["dir"], "not started")}) for job in unstarted]
+    return pd.DataFrame(rows, columns=["job", *COLUMNS, "dir", "error"])
+
+
+def _row(job_dir: Path, overrides: list[str] | None, summary: dict) -> dict:
+    return {"job": job_dir.name, "overrides": overrides, **{k: summary.get(k) for k in COLUMNS[1:]}, "dir": str(job_dir),
+            "error": summary.get("error") or summary.get("reason")}
+
+
+def outcome_table(jobs: list, results: list, done: dict, in_flight: dict[Path, str]) -> pd.DataFrame:
+    """job_table's rows for the jobs of a grid just launched (initlab.sweep.compose.Job): from
+    the outcomes their launcher returned or that `done` (by job number) holds, without a file read
+    per job (a grid may hold thousands); the SLURM state of the folders `in_flight` (`pending`,
+    `running`); else from their summary.json (jobs that ran elsewhere, or were stopped), else
+    `not started`."""
+    from initlab.train.pack import Outcome  # here: `sweep.py status` needs no torch
+
+    outcomes = {Path(r.working_dir): r._return_value for r in results
+                if r.working_dir is not None and isinstance(r._return_value, Outcome)}
+    rows = []
+    for job in jobs:
+        folder = job.dir.absolute()
+        outcome = outcomes.get(folder) or done.get(job.num)
+        summary = ({"status": outcome.status, "steps": outcome.steps, "reason": outcome.reason, **outcome.metrics}
+                   if outcome is not None else {"status": in_flight[folder]} if folder in in_flight
+                   else read_summary(folder) if folder.is_dir() else None)
+        summary = summary or {"status": "not started" if not folder.is_dir() else "stopped"}
+        rows.append(_row(folder, as_overrides(identity(job.hydra["overrides"]["task"])), summary))
     return pd.DataFrame(rows, columns=["job", *COLUMNS, "dir", "error"])
 
 

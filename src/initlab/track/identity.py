@@ -12,6 +12,7 @@ initlab registers it, so it exists in every process that runs a job (the basic l
 local_gpu's workers, submitit's SLURM workers, where the job config is resolved).
 """
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -23,9 +24,10 @@ from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 # How a run was launched, not what it measures: each key and everything under it.
-OPERATIONAL = ("logger", "device", "data.root", "data.download", "train.progress", "train.resume")
+OPERATIONAL = ("logger", "device", "data.root", "data.download", "train.progress", "train.resume", "protocol")
 
 RESOLVER = "initlab.job_dir"
+JOB_DIR = "${%s:${hydra.overrides.task}}" % RESOLVER  # hydra.sweep.subdir in conf/train.yaml
 NO_OVERRIDES = "defaults"  # the folder of a job that overrides nothing it measures
 MAX_NAME = 200  # characters (all ASCII); file systems allow 255 bytes per path component
 _HASHED = re.compile(rf".{{{MAX_NAME - 17}}}-[0-9a-f]{{16}}")  # a name job_dir_name shortened
@@ -37,20 +39,35 @@ def is_operational(key: str) -> bool:
     return any(key == op or key.startswith(op + ".") for op in OPERATIONAL)
 
 
+@functools.lru_cache(maxsize=None)
+def parse_override(override: str) -> Override:
+    """Hydra's reading of one override string, once per string: a grid of thousands of jobs
+    repeats a few dozen strings, and each ANTLR parse takes ~0.1 ms. (Treat it as read-only.)"""
+    return OverridesParser.create().parse_override(override)
+
+
 def drop_operational(overrides: Iterable[str]) -> list[str]:
     """The overrides as typed, in their order, without the operational ones."""
-    overrides = list(overrides)
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [text for text, o in zip(overrides, parsed) if not is_operational(o.key_or_group)]
+    return [text for text in overrides if not is_operational(parse_override(text).key_or_group)]
 
 
 def identity(overrides: Iterable[str]) -> dict[str, str | None]:
     """What a job is: its overrides without the operational ones, as {key: value}, one per key
     (the last, as Hydra applies them), in the order typed; each value as Hydra's parser reads it,
     so `optim.lr=5e-2` and `optim.lr=0.05` are one job. `~key` (a deletion) has the value None."""
-    kept = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(list(overrides))
-            if not is_operational(o.key_or_group)}
-    return {key: _canonical_value(o) for key, o in kept.items()}
+    kept: dict[str, str | None] = {}
+    for text in overrides:
+        key, value, operational = _identity_item(text)
+        if not operational:
+            kept[key] = value
+    return kept
+
+
+@functools.lru_cache(maxsize=None)
+def _identity_item(override: str) -> tuple[str, str | None, bool]:
+    """(key, canonical value, operational?) of one override string."""
+    parsed = parse_override(override)
+    return parsed.get_key_element(), _canonical_value(parsed), is_operational(parsed.key_or_group)
 
 
 def as_overrides(ident: dict[str, str | None]) -> list[str]:

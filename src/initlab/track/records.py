@@ -9,6 +9,7 @@ an unreadable config.yaml raises DamagedRecord. A lock file keeps a second proce
 directory while a run writes into it.
 """
 
+import ctypes
 import fcntl
 import functools
 import json
@@ -18,14 +19,17 @@ import os
 import platform
 import secrets
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO
 
+import yaml
 from omegaconf import OmegaConf
 
 from initlab.errors import ConfigError
@@ -55,19 +59,66 @@ class RunDirBusy(ConfigError):
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A binary file that replaces `path` once the block ends: readers see the old file or
-    the new one, never half of one, and a failure anywhere leaves no temporary file behind."""
+    the new one, never half of one, and a failure anywhere leaves no temporary file behind.
+    Inside durable_together(), the replacement waits for the end of that block."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     # 0o666 and the umask (mkstemp would give 0o600): record files get the user's usual permissions
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    together = _TOGETHER.get()
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())  # on disk before the rename: never a complete name over missing data
-        os.replace(tmp, path)
+            if together is None:
+                os.fsync(f.fileno())  # on disk before the rename: never a complete name over missing data
+        if together is None:
+            os.replace(tmp, path)
+        else:
+            together.append((tmp, path))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_TOGETHER: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("durable_together", default=None)
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+@contextmanager
+def durable_together() -> Iterator[None]:
+    """Atomic writes inside made durable together: at the end one syncfs(2) puts every file
+    written inside on disk (metrics appended inside too), then each replaces its target, in
+    order. A pack's runs write one file of a kind each, at once: 64 fsyncs (~0.6 ms each on
+    this machine's disk) become one flush. If the block fails, no target is replaced and no
+    temporary file stays. Off Linux (no syncfs) each file is fsynced as it is written."""
+    if _LIBC is None or _TOGETHER.get() is not None:
+        yield
+        return
+    written: list[tuple[Path, Path]] = []
+    token = _TOGETHER.set(written)
+    try:
+        yield
+        for folder in {tmp.parent.stat().st_dev: tmp.parent for tmp, _ in written}.values():
+            _syncfs(folder)
+        for tmp, path in written:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _TOGETHER.reset(token)
+
+
+def _syncfs(folder: Path) -> None:
+    """Flush the file system that holds `folder` to disk (Linux's syncfs)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(folder))
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -112,10 +163,11 @@ class RunRecords:
             os.close(fd)  # releases the lock
 
     @contextmanager
-    def train_log(self) -> Iterator[None]:
+    def train_log(self, console: bool = True) -> Iterator[None]:
         """initlab's log lines emitted inside also go to this run's train.log, where Hydra's job
         logging puts a lone run's: a packed run's own lines (init table, resume, outcome) reach it
-        too, and a line reaches it once where Hydra's job logging already writes it."""
+        too, and a line reaches it once where Hydra's job logging already writes it. Without
+        `console` they go there only (a packed run's: not the sweep's console)."""
         path = os.path.abspath(self.dir / "train.log")  # as logging.FileHandler keeps it (normalised)
         initlab_log = logging.getLogger("initlab")
         if any(isinstance(h, logging.FileHandler) and h.baseFilename == path
@@ -125,14 +177,18 @@ class RunRecords:
         handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter(HYDRA_LOG_FORMAT))
         initlab_log.addHandler(handler)
+        propagate, initlab_log.propagate = initlab_log.propagate, console
         try:
             yield
         finally:
+            initlab_log.propagate = propagate
             initlab_log.removeHandler(handler)
             handler.close()
 
     def write_config(self, cfg) -> None:
-        atomic_write(self.dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        """config.yaml: the config resolved, through libyaml (OmegaConf.to_yaml takes ~7 ms)."""
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        atomic_write(self.dir / "config.yaml", yaml.dump(plain, Dumper=yaml.CSafeDumper, sort_keys=False))
 
     def write_init(self, records: list[dict]) -> None:
         atomic_write(self.dir / "init.json", json.dumps(records, indent=1))
@@ -163,8 +219,9 @@ class RunRecords:
             os.close(fd)
 
     def sync_metrics(self) -> None:
-        """Force metrics.jsonl to disk: a checkpoint must never be ahead of the metrics it continues."""
-        if self.metrics_path.exists():
+        """Force metrics.jsonl to disk: a checkpoint must never be ahead of the metrics it continues.
+        (Inside durable_together(), its flush, before any replacement, does it.)"""
+        if _TOGETHER.get() is None and self.metrics_path.exists():
             fd = os.open(self.metrics_path, os.O_RDONLY)
             try:
                 os.fsync(fd)

@@ -35,12 +35,21 @@ def _has_credentials() -> bool:
         return False
 
 
+# What a run of a pack leaves to the pack: the process's console (every run's would hold all of
+# it), its system metrics and its installed packages (the same for every run: summary.json has the
+# versions). Each costs wandb.init ~3-30 ms; thousands of runs paid it thousands of times.
+PACKED_SETTINGS = dict(console="off", x_disable_stats=True, x_save_requirements=False)
+
+
 class WandbMirror:
     """One wandb run per run directory (`reinit="create_new"`: the runs of a pack are open side by
-    side in one wandb service, and Hydra multirun jobs never share one, each finishing its own). A resumed run continues the wandb run it started: its id is kept in the run
-    directory, and wandb resumes it (`resume="allow"`); a fresh run gets a new one."""
+    side in one wandb service, and Hydra multirun jobs never share one, each finishing its own).
+    A resumed run continues the wandb run it started: its id is kept in the run directory, and
+    wandb resumes it (`resume="allow"`); a fresh run gets a new one. `packed`: one run of a pack
+    (PACKED_SETTINGS)."""
 
-    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None, resume: bool) -> None:
+    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None, resume: bool,
+                 packed: bool = False) -> None:
         self.run = None
         mode, hint = choose_mode(cfg.mode.value if cfg.mode else None)
         if hint:
@@ -52,12 +61,13 @@ class WandbMirror:
 
             kwargs |= dict(id=_run_id(run_dir, resume), resume="allow")
             try:
-                self.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, silent=True), **kwargs)
+                settings = dict(silent=True, **(PACKED_SETTINGS if packed else {}))
+                self.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, **settings), **kwargs)
             except (wandb.errors.CommError, wandb.errors.UsageError) as err:
                 if mode != "online":
                     raise
                 log.warning("wandb online failed (%s); falling back to offline", err)
-                self.run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **kwargs)
+                self.run = wandb.init(mode="offline", settings=wandb.Settings(**settings), **kwargs)
         except Exception as err:
             log.warning("wandb disabled for this run: %s", err)
 

@@ -47,7 +47,7 @@ def train(members: list[Member], data: Data, stop: StopRequest) -> None:
         m.batches = Batches(data, m.cfg.data.batch_size, m.cfg.seed, m.cfg.data.augment)
     total = total_steps(cfg.train, members[0].batches.steps_per_epoch)
     for m in members:
-        with m.records.train_log():
+        with m.records.train_log(console=not m.packed):
             if cfg.train.resume and m.resume(total):
                 log.info("resuming from %s at step %d", m.checkpoint, m.start)
         m.records.truncate_metrics(m.start)
@@ -75,7 +75,7 @@ def _train(pack: Pack, data: Data, start: int, stop: StopRequest) -> None:
         log_now = step % tc.log_every == 0 or step == total
         with probe.capture() if log_now else nullcontext():
             logits = pack.stack(x)
-            losses = torch.stack([F.cross_entropy(out, target) for out, target in zip(logits, y)])  # each as alone
+            losses = _losses(logits, y)
             pack.zero_grad()
             losses.sum().backward()  # each run's gradient is its own loss's: the runs share no parameter
         pending.append(losses.detach())
@@ -115,6 +115,17 @@ def _train(pack: Pack, data: Data, start: int, stop: StopRequest) -> None:
         for m in pack.members:
             m.outcome.end("completed", total)
     bar.close()
+
+
+def _losses(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    """Each run's cross-entropy [K] (its mean or sum over the batch) of logits [K, B, C], labels
+    [K, B]. Its gradients are bit for bit those of K separate F.cross_entropy calls; its values may
+    differ from theirs in the last bit (the sum runs in another order), so a lone run keeps
+    torch's own call and equals a plain torch loop."""
+    if len(logits) == 1:
+        return F.cross_entropy(logits[0], y[0], reduction=reduction).unsqueeze(0)
+    per_example = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+    return per_example.mean(1) if reduction == "mean" else per_example.sum(1)
 
 
 def _sync(members: list[Member], step: int, losses: list[list[float]], record: dict[str, Tensor]) -> list[Member]:
@@ -159,7 +170,7 @@ def evaluate(stack: Stack, data: Data, batch_size: int) -> dict[str, Tensor]:
     for i in range(0, len(data.y_test), batch_size):
         x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
         logits = stack(x, shared=True)
-        loss_sum += torch.stack([F.cross_entropy(out, y, reduction="sum") for out in logits])
+        loss_sum += _losses(logits, y.expand(len(stack), -1), reduction="sum")
         correct += (logits.argmax(2) == y).sum(1)
     stack.train()
     n = len(data.y_test)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from initlab.data.batches import Batches
 from initlab.models.stack import Stack
-from initlab.track.records import RunRecords
+from initlab.track.records import RunRecords, durable_together
 from initlab.track.wandb_mirror import NoMirror
 from initlab.train.checkpoint import load_checkpoint, save_checkpoint
 from initlab.train.optim import build_optimizer, build_schedule
@@ -53,6 +53,7 @@ class Member:
     model: nn.Module
     device: str
     init_records: list = field(default_factory=list)
+    packed: bool = False  # one of a pack of several: its log lines go to its train.log only
     mirror: object = field(default_factory=NoMirror)
     error: BaseException | None = None  # what failed it
     batches: Batches | None = None  # set when training starts
@@ -121,13 +122,15 @@ class Pack:
     def save(self, step: int) -> None:
         """Each member's last.pt at `step`, in the lone format, after its metrics are on disk."""
         self._store_states()
-        for m in self.members:
-            params = list(m.model.parameters())
-            optimizer = build_optimizer([(m.cfg.optim, params)])
-            for i, state in m.state.items():
-                optimizer.state[params[i]] = state
-            m.records.sync_metrics()  # a checkpoint is never ahead of the metrics it continues
-            save_checkpoint(m.checkpoint, step, m.model, optimizer, build_schedule([m.cfg.optim], optimizer, self.total, step))
+        with durable_together():  # one flush for the pack's checkpoints and the metrics before them
+            for m in self.members:
+                params = list(m.model.parameters())
+                optimizer = build_optimizer([(m.cfg.optim, params)])
+                for i, state in m.state.items():
+                    optimizer.state[params[i]] = state
+                m.records.sync_metrics()  # a checkpoint is never ahead of the metrics it continues
+                save_checkpoint(m.checkpoint, step, m.model, optimizer,
+                                build_schedule([m.cfg.optim], optimizer, self.total, step))
 
     def _runs(self):
         """(member, its part's views, its row in them), in stack order."""

@@ -1,1 +1,0 @@
-"""initlab's Hydra launcher plugins."""
