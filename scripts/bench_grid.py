@@ -1,7 +1,9 @@
 """Wall time of grids trained serially (initlab.run.run per job, as launcher=local runs them) and
-packed (initlab.run.run_pack, as launcher=packed trains them), from one process.
+packed (initlab.run.run_pack, as launcher=packed trains them), from one process; with --launch,
+what launching a grid costs beyond its training, through the commands a user types.
 
     python scripts/bench_grid.py [--grids mlp64 mlp256 cnn resnet20 --device auto --root ./data]
+    python scripts/bench_grid.py --launch [--runs 1024]
 
 The grids (each run differing in seed, init scheme and learning rate; diagnostics every 50 steps,
 test evaluation at the end, every record written into a temporary folder, wandb off):
@@ -18,7 +20,11 @@ Where packing falls short of its target, the top operators of one packed and one
 """
 
 import argparse
+import json
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +39,8 @@ from initlab.run import run, run_pack
 from initlab.sweep.packs import pack_key
 from initlab.validate import resolve_device
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
 FASHION = ["dataset=fashion_mnist"]
 SYNTHETIC = ["dataset=synthetic", "data.train_size=2048", "data.test_size=512"]
 # name: (runs, steps, overrides, CPU target, GPU target)
@@ -106,13 +113,62 @@ def bench(name: str, args, folder: Path) -> None:
         print(top_operators(lambda: serial(one_step, folder / "profile-serial")))
 
 
+# --launch: a Schoenholz-kind grid to plan (sigma_w^2 x depth x seed) and a packed grid to run
+PLAN_SMALL = ["init.scale=1.0,1.5", "model.depth=10,20", "seed=range(5)"]  # 20 jobs
+PLAN_LARGE = ["init.scale=range(1.0,3.9,0.15)", "model.depth=range(10,110,10)", "seed=range(10)"]  # 2,000 jobs
+PACKED_GRID = ["hydra/launcher=packed", "model.width=64", "model.depth=4", "train.steps=50", "dataset=synthetic",
+               "train.progress=false"]
+
+
+def command(args: list[str], env: dict | None = None) -> float:
+    """Seconds `python <args>` takes, as a user runs it (a fresh interpreter); it must succeed."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                   env={**os.environ, **(env or {})})
+    return time.perf_counter() - start
+
+
+def training_seconds(sweep_dir: Path) -> float:
+    """The packs' own training time: each run's summary.json train_s, its pack's, counted once."""
+    summaries = [json.loads(p.read_text()) for p in sweep_dir.glob("*/summary.json")]
+    return sum(s.get("train_s", 0.0) / s.get("pack_size", 1) for s in summaries)
+
+
+def launch(args, folder: Path) -> None:
+    """Planning cost (--dry-run of 20 vs 2,000 jobs), and a grid of `args.runs` packed runs against
+    one init-only train.py run, without and with wandb (offline); the overhead fraction is the
+    grid's wall time beyond its packs' training time."""
+    plan = [command(["scripts/sweep.py", "experiment=schoenholz2017", *grid, f"hydra.sweep.dir={folder / 'plan'}",
+                     "--dry-run"]) for grid in (PLAN_SMALL, PLAN_LARGE)]
+    print(f"plan (sweep.py --dry-run): 20 jobs {plan[0]:.1f} s, 2,000 jobs {plan[1]:.1f} s: {plan[1] / plan[0]:.2f}x "
+          f"(target <= 3x)", flush=True)
+    alone = command(["train.py", "train.steps=0", "dataset=synthetic", "logger=none", f"hydra.run.dir={folder / 'one'}"])
+    print(f"one init-only train.py run: {alone:.1f} s", flush=True)
+    walls = {}
+    for logger in ("none", "wandb"):
+        sweep_dir = folder / logger
+        walls[logger] = command(["train.py", "-m", *PACKED_GRID, f"logger={logger}", f"seed=range({args.runs})",
+                                 f"hydra.sweep.dir={sweep_dir}"], env={"WANDB_MODE": "offline"})
+        trained = training_seconds(sweep_dir)
+        print(f"{args.runs} packed runs, logger={logger}: {walls[logger]:.1f} s = {walls[logger] / alone:.1f}x one "
+              f"init-only run (target <= 5x); packs training {trained:.1f} s, overhead "
+              f"{walls[logger] - trained:.1f} s ({1 - trained / walls[logger]:.0%} of the wall time)", flush=True)
+    print(f"wandb (offline) / none: {walls['wandb'] / walls['none']:.2f}x (target <= 1.5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--launch", action="store_true", help="the costs of launching a grid, not of training it")
+    parser.add_argument("--runs", type=int, default=1024, help="--launch: runs of the packed grid")
     parser.add_argument("--grids", nargs="+", choices=list(GRIDS), default=list(GRIDS))
     parser.add_argument("--max-pack", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--root", default="./data")
     args = parser.parse_args()
+    if args.launch:
+        with tempfile.TemporaryDirectory() as tmp:
+            launch(args, Path(tmp))
+        return
     register_configs()
     logging.getLogger("initlab").setLevel(logging.WARNING)  # no per-run init tables in the timing
     print(f"device {args.device}, torch threads {torch.get_num_threads()}")

@@ -31,8 +31,8 @@ def sweep_of(grid: dict[str, list], seeds=(0, 1, 2), steps: int = 40, protocol: 
              stats=lambda values, seed: {}, config: dict | None = None) -> Sweep:
     """One completed job per grid cell and seed; its metrics at step 0 hold act_var and grad_var per
     layer (plus `stats(cell values, seed)`), its train loss falls over `steps`; every config.yaml
-    holds `config` besides."""
-    rows, metrics, weights, configs = [], {}, {}, {}
+    holds `config` besides, and its .hydra/hydra.yaml `protocol`."""
+    rows, metrics, weights, configs, protocols = [], {}, {}, {}, {}
     for values in itertools.product(*grid.values()):
         cell = dict(zip(grid, values))
         for seed in seeds:
@@ -44,9 +44,10 @@ def sweep_of(grid: dict[str, list], seeds=(0, 1, 2), steps: int = 40, protocol: 
                                          {"step": steps, "train/loss": 1.0}])
             weights[job] = [{"layer": layer, "param": "weight", "fan_in": 16} for layer in LAYERS]
             configs[job] = {"train": {"steps": steps, "epochs": None}, "data": {"name": "synthetic", "num_classes": 10},
-                            "model": {"width": 16}, "seed": seed, "protocol": protocol or {}, **(config or {})}
+                            "model": {"width": 16}, "seed": seed, **(config or {})}
+            protocols[job] = protocol or {}
     jobs = pd.DataFrame(rows)
-    return Sweep(Path("/nowhere"), jobs, list(grid), metrics, weights, {j: [] for j in metrics}, {}, configs)
+    return Sweep(Path("/nowhere"), jobs, list(grid), metrics, weights, {j: [] for j in metrics}, {}, configs, protocols)
 
 
 def test_an_init_only_study_draws_no_training_curves_and_no_accuracy_map(tmp_path):

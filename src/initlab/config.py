@@ -184,8 +184,9 @@ class Fit:
 @dataclass
 class Protocol:
     """What a named experiment takes from its paper, what it changes, and how it chooses the rest.
-    No run reads it (it is operational: neither a run's identity nor its resumption depends on
-    it); every run records it in config.yaml, and the report prints it."""
+    It describes the grid, not a run: it lives beside the grid's axes, in `hydra.sweeper.protocol`
+    (checked against this schema with the grid, initlab.validate.check_protocol); every job's
+    .hydra/hydra.yaml records it, and the report prints it."""
     paper: str | None = None
     takes: list[PaperSetting] = field(default_factory=list)
     changes: list[Departure] = field(default_factory=list)
@@ -210,7 +211,6 @@ class Config:
     gain: str | None = None  # number | nonlinearity name | auto; None: the scheme's default
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    protocol: Protocol = field(default_factory=Protocol)  # named experiments declare it (conf/experiment/)
 
 
 def register_configs() -> None:

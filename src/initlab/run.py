@@ -21,7 +21,7 @@ from initlab.models import build_model
 from initlab.theory import run_theory
 from initlab.track.identity import OPERATIONAL
 from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, durable_together, provenance, read_config
-from initlab.track.wandb_mirror import NoMirror, WandbMirror
+from initlab.track.wandb_mirror import NoMirror, WandbMirror, wait_for_wandb
 from initlab.train.loop import Member, Outcome, train
 from initlab.train.preemption import StopRequest
 from initlab.validate import Settings, validate
@@ -75,7 +75,10 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None,
                 else:
                     members[i] = prepared
         if members:
-            _run(list(members.values()), group, started, stop)
+            try:
+                _run(list(members.values()), group, started, stop)
+            finally:
+                wait_for_wandb()  # the runs' wandb files complete (mirroring runs in the background)
             for i, m in members.items():
                 results[i] = m.error if m.error is not None else m.outcome
     if stop.requested and any(isinstance(r, Outcome) and r.status == "interrupted" for r in results):
@@ -132,7 +135,11 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
                     m.mirror = _mirror(m, group)
             # as torch.use_deterministic_algorithms, which also imports torch._inductor (1.4 s) for its own flag
             torch.set_deterministic_debug_mode("error" if cfg.train.deterministic else "default")
-            train(members, data, stop)
+            looped = time.time()
+            try:
+                train(members, data, stop)
+            finally:
+                pack["train_s"] = time.time() - looped
         else:
             for m in members:
                 m.outcome.status = "completed"

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
-from initlab.config import MODEL_SCHEMAS, SYNTHETIC_ONLY
+from initlab.config import MODEL_SCHEMAS, SYNTHETIC_ONLY, Protocol
 from initlab.data import DatasetSpec, spec_of
 from initlab.errors import ConfigError, UnknownKey, choices
 from initlab.init.apply import check_fit_shapes, check_scheme_args, residual_branches, weight_shapes
@@ -78,6 +78,32 @@ class _Plain(dict):
     @classmethod
     def of(cls, value):
         return cls({k: cls.of(v) for k, v in value.items()}) if isinstance(value, dict) else value
+
+
+def check_protocol(protocol) -> None:
+    """An experiment's declared protocol (`hydra.sweeper.protocol`) against its schema
+    (initlab.config.Protocol): known keys, right types, every required field given."""
+    if protocol is None:
+        return
+    try:
+        checked = OmegaConf.merge(OmegaConf.structured(Protocol), protocol)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"hydra.sweeper.protocol.{err.full_key}", err.value if hasattr(err, "value") else None,
+                          str(err.msg).splitlines()[0]) from None
+    missing = sorted(_missing_keys(checked, "hydra.sweeper.protocol"))
+    if missing:
+        raise ConfigError(missing[0], "???", "required: every entry of a protocol says it (initlab.config.Protocol)")
+
+
+def _missing_keys(node, prefix: str):
+    """The dotted keys of `node` (a DictConfig or ListConfig) still MISSING."""
+    items = enumerate(node) if OmegaConf.is_list(node) else ((k, None) for k in node)
+    for key, _ in items:
+        full = f"{prefix}[{key}]" if OmegaConf.is_list(node) else f"{prefix}.{key}"
+        if OmegaConf.is_missing(node, key):
+            yield full
+        elif OmegaConf.is_config(node[key]):
+            yield from _missing_keys(node[key], full)
 
 
 def resolve_device(name: str, cuda_available: bool | None = None) -> torch.device:

@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 
 class GridSweeper(Sweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, protocol: dict | None = None) -> None:
         self.max_batch_size = max_batch_size  # jobs handed to the launcher at a time (None: all)
-        self.params = params or {}  # grid axes an experiment declares; read from the config by initlab.sweep.plan
+        # the grid's axes, and the experiment's declared protocol (initlab.config.Protocol): both read
+        # from the config by initlab.sweep.plan; every job's .hydra/hydra.yaml records them
+        self.params, self.protocol = params or {}, protocol
         self.dry_run = dry_run
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None

@@ -30,6 +30,7 @@ class Sweep:
     overrides: dict[str, list[str]]  # job -> what it measures: its overrides without the operational ones
     summaries: dict[str, dict]  # job -> its summary.json ({} while it has none)
     configs: dict[str, dict] = field(default_factory=dict)  # job -> its config.yaml ({} while it has none)
+    protocols: dict[str, dict] = field(default_factory=dict)  # job -> the protocol its grid declared ({}: none)
 
     def weight_layers(self, job: str) -> list[str]:
         return [r["layer"] for r in self.weights[job]]
@@ -81,7 +82,19 @@ def load_sweep(sweep_dir: Path) -> Sweep:
                                   errors="coerce")
     metrics = {j: _metrics(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
     weights = {j: _weight_records(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides, summaries, configs)
+    protocols = {j: read_protocol(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
+    return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides, summaries, configs, protocols)
+
+
+def read_protocol(job_dir: Path) -> dict:
+    """The protocol the job's grid declared (hydra.sweeper.protocol, as its .hydra/hydra.yaml
+    recorded it); {} where it declared none, or the file is missing or damaged."""
+    try:
+        # libyaml's loader: hydra.yaml is long, and a report reads one per job
+        hydra = yaml.load((job_dir / ".hydra" / "hydra.yaml").read_text(), Loader=yaml.CSafeLoader)
+        return hydra["hydra"]["sweeper"].get("protocol") or {}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _metrics(job_dir: Path) -> pd.DataFrame:

@@ -1,11 +1,12 @@
 """The experiment's declared protocol, as the runs recorded it, and the report's Protocol section.
 
-A named experiment declares under `protocol:` (initlab.config.Protocol) what it takes from its
-paper (cited), what it changes and why, how each free hyperparameter is chosen, and which seeds
-fit and which score a fitted quantity. Every run records it in config.yaml; the report reads it
-from there (not from conf/, which may have changed since), prints it beside the values the runs
-actually had, and says where the declaration falls short: a hyperparameter chosen after the main
-grid was seen, a rule run on the main grid's own seeds, a free hyperparameter with no rule.
+A named experiment declares under `hydra.sweeper.protocol` (initlab.config.Protocol) what it
+takes from its paper (cited), what it changes and why, how each free hyperparameter is chosen,
+and which seeds fit and which score a fitted quantity. Every job records it in .hydra/hydra.yaml;
+the report reads it from there (not from conf/, which may have changed since), prints it beside
+the values the runs actually had, and says where the declaration falls short: a hyperparameter
+chosen after the main grid was seen, a rule run on the main grid's own seeds, a free
+hyperparameter with no rule.
 """
 
 import json
@@ -20,7 +21,7 @@ FREE = ("model.width", "data.batch_size", *TRAINING)  # settings a reproduction 
 
 def read_protocol(sweep: Sweep) -> tuple[dict, int]:
     """The protocol most runs recorded ({} where none did), and how many runs recorded another."""
-    recorded = Counter(json.dumps(c.get("protocol") or {}, sort_keys=True) for c in sweep.configs.values() if c)
+    recorded = Counter(json.dumps(p, sort_keys=True) for p in sweep.protocols.values() if p)
     if not recorded:
         return {}, 0
     text, count = recorded.most_common(1)[0]
@@ -36,10 +37,10 @@ def protocol_section(sweep: Sweep) -> list[str]:
     protocol, others = read_protocol(sweep)
     lines = ["## Protocol", ""]
     if not any(protocol.get(part) for part in ("takes", "changes", "chooses", "fits")):
-        return lines + ["These runs declare no protocol (`protocol:` in the experiment's config): nothing says which "
-                        "settings come from a paper, or how the free hyperparameters were chosen.", ""]
-    lines += ["Declared by the experiment's config (`protocol:`) and recorded in each run's config.yaml; beside each "
-              "entry, the values these runs had.", ""]
+        return lines + ["These runs declare no protocol (`hydra.sweeper.protocol` in the experiment's config): nothing "
+                        "says which settings come from a paper, or how the free hyperparameters were chosen.", ""]
+    lines += ["Declared by the experiment's config (`hydra.sweeper.protocol`) and recorded in each job's "
+              ".hydra/hydra.yaml; beside each entry, the values these runs had.", ""]
     if others:
         lines += [f"**{others} run(s) recorded a different protocol**; this is the one most runs recorded.", ""]
     if protocol.get("paper"):

@@ -27,7 +27,7 @@ from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError
 from initlab.sweep.compose import GridComposer, Job
 from initlab.track.records import check_run_dir
-from initlab.validate import validate
+from initlab.validate import check_protocol, validate
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 # The counts initlab's launchers take (conf/hydra/launcher/*.yaml, untyped yaml): each an integer >= 1.
@@ -71,6 +71,7 @@ def plan_grid(config_loader: ConfigLoaderImpl, master: DictConfig, arguments: Se
     composed once and validated. `runs_elsewhere`: the jobs run on other machines (SLURM), whose
     devices and memory are not this one's."""
     _check_launcher(master.hydra.launcher)
+    check_protocol(master.hydra.sweeper.get("protocol"))
     sweep_dir = Path(str(master.hydra.sweep.dir))  # resolved first: every job's ${now:...} reads this one
     params = [f"{k}={v}" for k, v in (master.hydra.sweeper.params or {}).items()]
     parsed = OverridesParser.create(config_loader=config_loader).parse_overrides([*params, *arguments])

@@ -24,7 +24,7 @@ from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 # How a run was launched, not what it measures: each key and everything under it.
-OPERATIONAL = ("logger", "device", "data.root", "data.download", "train.progress", "train.resume", "protocol")
+OPERATIONAL = ("logger", "device", "data.root", "data.download", "train.progress", "train.resume")
 
 RESOLVER = "initlab.job_dir"
 JOB_DIR = "${%s:${hydra.overrides.task}}" % RESOLVER  # hydra.sweep.subdir in conf/train.yaml
