@@ -16,6 +16,8 @@ import pytest
 
 from cli import REPO, metrics, summary
 from initlab.sweep.status import job_table
+from initlab.track.records import FINAL_METRICS
+from sweeps import multirun
 
 
 def _slurm_up() -> bool:
@@ -38,47 +40,54 @@ def sacct(job_id: str, *extra: str) -> list[str]:
 
 
 def lone_job(sweep_dir: Path) -> str:
-    """The SLURM job id of a one-job sweep: submitit's .submitit/<job id>/ folder (no array)."""
+    """The SLURM job id of a sweep of one task (one pack): submitit's .submitit/<job id>/ folder (no array)."""
     [job] = [p.name for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]
     return job
 
 
 @pytest.mark.slow  # each test here takes minutes of real SLURM
-def test_a_grid_of_four_jobs_on_slurm_is_accounted_and_recorded(tmp_path):
-    proc = subprocess.run(sweep_command(tmp_path), cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
+def test_a_grid_runs_as_an_array_of_packs_recorded_as_the_same_grid_packed_locally(tmp_path):
+    """4 jobs, up to 3 a pack: ceil(4 / 3) = 2 SLURM tasks, the records of each run as the same
+    packs trained here (one thread both ways, train.deterministic=true)."""
+    args = ["launcher.max_pack=3", "seed=0,1,2"]  # 6 jobs: 2 packs of 3
+    proc = subprocess.run(sweep_command(tmp_path / "slurm", *args), cwd=REPO, capture_output=True, text=True, env=ENV,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    table = job_table(tmp_path)
-    assert list(table["status"]) == ["completed"] * 4
+    local = tmp_path / "local"
+    assert multirun(local, "experiment=smoke", "hydra/launcher=packed", "hydra.launcher.max_pack=3", "seed=0,1,2") == 0
+    table = job_table(tmp_path / "slurm")
+    assert list(table["status"]) == ["completed"] * 6
     tasks = {summary(job_dir)["slurm_job_id"] for job_dir in map(Path, table["dir"])}
-    assert tasks == {p.name for p in (tmp_path / ".submitit").iterdir() if p.is_dir() and "_" in p.name}
-    assert len(tasks) == 4
-    for job_dir in map(Path, table["dir"]):
-        [line] = sacct(summary(job_dir)["slurm_job_id"])
+    assert len(tasks) == 2 and all(summary(Path(d))["pack_size"] == 3 for d in table["dir"])
+    for task in tasks:
+        [line] = sacct(task)
         assert line.split("|")[1:] == ["COMPLETED", "0:0"]
-        assert summary(job_dir)["steps"] == 40 and len(metrics(job_dir)) > 0
+    for job_dir in map(Path, table["dir"]):
+        assert metrics(job_dir) == metrics(local / job_dir.name)
+        assert {k: v for k, v in summary(job_dir).items() if k in FINAL_METRICS} == {
+            k: v for k, v in summary(local / job_dir.name).items() if k in FINAL_METRICS}
 
 
 @pytest.mark.slow
-def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
+def test_a_preempted_pack_is_requeued_and_each_run_resumes_from_its_own_checkpoint(tmp_path):
     # Long enough to be running when SIGKILL follows SIGTERM (KillWait=3 in local_slurm.sh).
-    args = ["train.steps=20000", "train.ckpt_every=200", "train.log_every=500", "init=kaiming", "seed=0"]
+    args = ["train.steps=20000", "train.ckpt_every=200", "train.log_every=500", "seed=0"]  # xavier and kaiming: one pack
     clean = tmp_path / "clean"
     subprocess.run(sweep_command(clean, *args), cwd=REPO, capture_output=True, env=ENV, timeout=600, check=True)
     run = tmp_path / "preempted"
     proc = subprocess.Popen(sweep_command(run, *args), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + 300
-    while time.time() < deadline and not list(run.glob("*init=kaiming*/last.pt")):
+    while time.time() < deadline and len(list(run.glob("*/last.pt"))) < 2:
         time.sleep(0.02)
-    [job_dir] = list(run.glob("*init=kaiming*"))
-    job_id = lone_job(run)
+    job_id = lone_job(run)  # one pack: one task
     subprocess.run(["scontrol", "requeue", job_id], check=True)  # what preemption does
     assert proc.wait(timeout=600) == 0
     assert "REQUEUED" in " ".join(sacct(job_id, "-D"))  # SLURM's own record of the requeue
-    assert "resuming from" in (job_dir / "train.log").read_text()
-    [clean_dir] = list(clean.glob("*init=kaiming*"))
-    assert summary(job_dir)["status"] == "completed"
-    assert metrics(job_dir) == metrics(clean_dir)
+    for job_dir in sorted(run.glob("*init=*")):
+        assert "resuming from" in (job_dir / "train.log").read_text()
+        assert summary(job_dir)["status"] == "completed" and summary(job_dir)["pack_size"] == 2
+        assert metrics(job_dir) == metrics(clean / job_dir.name)
 
 
 def steps_per_second(run_dir: Path, *args: str) -> float:
@@ -102,10 +111,10 @@ def test_a_job_at_its_time_limit_saves_and_submitit_requeues_it_to_resume(tmp_pa
     # SLURM checks limits every 30 s and warns up to 30 s early: with 2 min and a 60 s delay an
     # attempt trains 25-55 s (after start-up) before the warning. Sized in seconds, not steps (a
     # quiet machine trains twice as fast as a loaded one), 110 s of training needs two attempts or more.
-    config = ["init=kaiming", "seed=0", "train.ckpt_every=1000000"]
-    log_every = 2000
+    log_every = 2000  # the calibration logs as rarely: a logging step costs many ordinary ones
+    config = ["init=kaiming", "seed=0", "train.ckpt_every=1000000", f"train.log_every={log_every}"]
     total = log_every * math.ceil(110 * steps_per_second(tmp_path / "calibration", *config) / log_every)
-    args = [*config, f"train.steps={total}", f"train.log_every={log_every}", f"train.eval_every={total}",
+    args = [*config, f"train.steps={total}", f"train.eval_every={total}",
             "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60", "hydra.launcher.max_num_timeout=10"]
     sweep_dir = tmp_path / "sweep"
     proc = subprocess.run(sweep_command(sweep_dir, *args), cwd=REPO, capture_output=True, text=True, env=ENV,
@@ -115,9 +124,40 @@ def test_a_job_at_its_time_limit_saves_and_submitit_requeues_it_to_resume(tmp_pa
     job_id = lone_job(sweep_dir)
     assert "REQUEUED" in " ".join(sacct(job_id, "-D"))
     log = (job_dir / "train.log").read_text()
-    assert "SIGUSR2 received" in log and "resuming from" in log
+    assert "interrupted after" in log and "(SIGUSR2 at step" in log and "resuming from" in log
     submitit_log = "".join(p.read_text() for p in (sweep_dir / ".submitit" / job_id).glob("*_log.*"))
     assert "this job is timed-out" in submitit_log and "Requeued job" in submitit_log
     s = summary(job_dir)
     assert s["status"] == "completed" and s["steps"] == total
     assert [r["step"] for r in metrics(job_dir)] == list(range(0, total + 1, log_every))  # none lost, none twice
+
+
+@pytest.mark.slow
+def test_fail_fast_cancels_the_grid_and_no_wait_returns_at_once_then_status_and_rerun_follow_it(tmp_path):
+    # MNIST is not on this machine and may not be downloaded: those jobs fail as they load it.
+    nodata = ["dataset=mnist,synthetic", "data.download=false", f"data.root={tmp_path / 'nodata'}",
+              "launcher.max_pack=1", "init=xavier", "seed=0"]
+    failing = tmp_path / "failing"
+    proc = subprocess.run(sweep_command(failing, *nodata, "launcher.fail_fast=true", "train.steps=100000"), cwd=REPO,
+                          capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    table = job_table(failing)
+    statuses = {job.split(",")[0]: status for job, status in zip(table["job"], table["status"])}
+    assert statuses["dataset=mnist"] == "failed"  # the synthetic job was cancelled running, or never started
+    assert statuses["dataset=synthetic"] in ("interrupted", "not started") and len(statuses) == 2
+
+    queued = tmp_path / "queued"
+    args = ["train.steps=3000", "launcher.max_pack=1"]
+    started = time.time()
+    proc = subprocess.run([*sweep_command(queued, *args), "--no-wait"], cwd=REPO, capture_output=True, text=True,
+                          env=ENV, timeout=120)
+    assert proc.returncode == 0 and time.time() - started < 60, proc.stdout + proc.stderr
+    status = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "status", str(queued)], cwd=REPO,
+                            capture_output=True, text=True, env=ENV, check=True).stdout
+    assert len(job_table(queued)) == 4 and ("pending" in status or "running" in status)
+    rerun = subprocess.run([*sweep_command(queued, *args), "--no-wait"], cwd=REPO, capture_output=True, text=True,
+                           env=ENV, timeout=120).stdout
+    assert "launching 0" in rerun  # everything is finished, queued or running: nothing is submitted twice
+    follow = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "status", str(queued), "--follow"],
+                            cwd=REPO, capture_output=True, text=True, env=ENV, timeout=900, check=True).stdout
+    assert follow.rstrip().endswith("completed: 4")

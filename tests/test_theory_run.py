@@ -35,7 +35,7 @@ def test_run_writes_theory_json_and_the_init_table_names_the_phase(tmp_path, cap
                                             rel=1e-6), key
     assert theory["phase"] == "chaotic" and theory["within_depth_bound"] is (12 <= 6 * expected.xi_c)
     assert theory["critical_sigma_w2"] == pytest.approx(1.76, abs=0.01)
-    line = next(m for m in caplog.messages if "theory:" in m).splitlines()[-1]
+    line = next(line for m in caplog.messages for line in m.splitlines() if line.startswith("theory:"))
     assert line.startswith(f"theory: chaotic (chi_1={expected.chi_1:.4g} at sigma_w^2=2.5, sigma_b^2=0.05")
     assert f"depth 12 within 6 xi_c = {6 * expected.xi_c:.3g}" in line
 

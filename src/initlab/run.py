@@ -8,17 +8,17 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from torch import nn
+from torch import Tensor, nn
 
 from initlab.config import unused_data_keys
-from initlab.data import load_data
+from initlab.data import Data, load_data, spec_of
 from initlab.errors import ConfigError
 from initlab.init.apply import InitRecord, initialize, records_as_dicts
 from initlab.init.lsuv import lsuv_rescale
 from initlab.init.schemes import SCHEMES
 from initlab.init.table import format_table
 from initlab.models import build_model
-from initlab.theory import run_theory
+from initlab.theory import run_jacobian, run_theory
 from initlab.track.identity import OPERATIONAL
 from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, durable_together, provenance, read_config
 from initlab.track.wandb_mirror import NoMirror, WandbMirror, wait_for_wandb
@@ -126,7 +126,7 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
                     if lsuv:
                         lsuv_rescale(m.model, data.x_train[: m.cfg.data.batch_size], m.init_records, m.cfg.init.tol,
                                      m.cfg.init.max_iter)
-                    write_init(m.cfg, m.records, m.init_records)
+                    write_init(m.cfg, m.records, m.init_records, m.model, _probe_inputs(m, data))
         if trains:
             if len(members) > 1:
                 log.info("training %d runs as one pack: %s", len(members), ", ".join(m.records.dir.name for m in members))
@@ -207,20 +207,36 @@ def build_initialised(cfg, settings: Settings) -> tuple[nn.Module, list[InitReco
     return model.to(settings.device), init_records
 
 
-def write_init(cfg, records: RunRecords, init_records: list[InitRecord]) -> None:
-    """init.json and theory.json, and the init table in the log."""
+def write_init(cfg, records: RunRecords, init_records: list[InitRecord], model: nn.Module, x: Tensor) -> None:
+    """init.json, theory.json and jacobian.json (the spectrum of `model`'s Jacobian at init, on
+    the inputs `x`), and the init table in the log."""
     init = records_as_dicts(init_records)
     records.write_init(init)
-    theory = records.write_theory(run_theory(cfg.model.name, cfg.model.activation.value,
-                                             cfg.model.negative_slope, init))
-    log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records, theory))
+    model_cfg = cfg.model
+    padding = model_cfg.padding.value if "padding" in model_cfg else None
+    args = (model_cfg.name, model_cfg.activation.value, model_cfg.negative_slope)
+    theory = records.write_theory(run_theory(*args, init, padding=padding))
+    jacobian = records.write_jacobian(run_jacobian(model, x, *args, init, padding=padding))
+    log.info("init=%s\n%s", cfg.init.scheme, format_table(init_records, theory, jacobian))
+
+
+JACOBIAN_INPUTS = 4  # examples the Jacobian's spectrum is measured on: 4 x width squared singular values
+
+
+def _probe_inputs(m: Member, data: Data | None) -> Tensor:
+    """The first training examples, or where the run loads no data (init only), standard normal
+    inputs of the data's shape: what every dataset is standardised to, drawn from the run's seed."""
+    if data is not None:
+        return data.x_train[:JACOBIAN_INPUTS]
+    shape = spec_of(m.cfg.data).input_shape
+    return torch.randn(JACOBIAN_INPUTS, *shape, generator=torch.Generator().manual_seed(m.cfg.seed)).to(m.device)
 
 
 def log_outcome(m: Member) -> None:
     outcome = m.outcome
     measured = ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None)
-    log.info("%s: %s after %d steps%s", m.records.dir.name, outcome.status, outcome.steps,
-             f": {measured}" if measured else "")
+    log.info("%s: %s after %d steps%s%s", m.records.dir.name, outcome.status, outcome.steps,
+             f" ({outcome.reason})" if outcome.reason else "", f": {measured}" if measured else "")
     if outcome.steps == 0 and outcome.status == "completed":
         log.info("train.steps=0: initialised only; records in %s", m.records.dir)
 

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.initlab.grid_launcher import GridLauncher
 
 log = logging.getLogger(__name__)
+TABLE_ROWS = 40  # a larger grid's closing table gives the count per status and the problems only
 
 
 class GridSweeper(Sweeper):
@@ -62,7 +63,7 @@ class GridSweeper(Sweeper):
                      f"still queued or running: launching {len(todo)}")
         results = self._launch(todo, plan.composer) if todo else []
         table = outcome_table(plan.jobs, results, done, self._in_flight(plan.jobs))
-        print(format_table(table), flush=True)
+        print(format_table(table, most=TABLE_ROWS), flush=True)
         failed = int((table["status"] == "failed").sum())
         if failed:
             print(f"{failed} of {len(plan.jobs)} jobs failed (see the table above)", file=sys.stderr)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from initlab.activations import RECTIFIER_MODULES
+from initlab.activations import ACTIVATION_MODULES, RECTIFIER_MODULES
 from initlab.init.apply import WEIGHT_LAYERS
 from initlab.models.stack import Stack
 
@@ -30,6 +30,9 @@ class Probe:
     Conv, norm layers; `<layer>` is its qualified name in the model):
 
     - act_mean, act_var: of the layer's output (the pre-activation), over batch and units;
+    - post_mean, post_std, post_p02, post_p98: of the activation's output phi(y) after the layer
+      (mean, std, 2nd and 98th percentiles over batch and units: the spread of Glorot & Bengio's
+      Figs. 6-7 histograms), keyed by the weight layer feeding it;
     - grad_var: of the gradient back-propagated into that output, dL/dy (Glorot & Bengio's);
     - dead_frac: units <= 0 for the whole batch after a ReLU-family activation;
     - grad_norm, weight_norm: of the layer's own parameters (grad_norm: if a backward reached it);
@@ -45,7 +48,7 @@ class Probe:
         lone, net = self.stack.members[0], self.stack.net
         self.layers = {name: net.get_submodule(name) for name, m in lone.named_modules()
                        if next(m.parameters(False), None) is not None}
-        self.rectifiers = [(net.get_submodule(name), owner) for name, owner in _rectifier_owners(lone)]
+        self.activations = [(net.get_submodule(name), owner) for name, owner in _activation_owners(lone)]
         self.stats: dict[str, Tensor] = {}
 
     @contextmanager
@@ -53,7 +56,7 @@ class Probe:
         """Record the statistics of the forward and backward passes run inside (stats start afresh)."""
         self.stats = {}
         handles = [m.register_forward_hook(self._output_hook(name)) for name, m in self.layers.items()]
-        handles += [m.register_forward_hook(self._dead_hook(owner)) for m, owner in self.rectifiers]
+        handles += [m.register_forward_hook(self._activation_hook(owner)) for m, owner in self.activations]
         try:
             yield
         finally:
@@ -95,12 +98,20 @@ class Probe:
 
         return hook
 
-    def _dead_hook(self, owner: str):
+    def _activation_hook(self, owner: str):
         def hook(module: nn.Module, inputs, out: Tensor) -> None:
-            # A unit (feature or channel) is dead when it is <= 0 for every example (and position).
             runs = len(self.stack)
-            alive = (out.detach() > 0).reshape(runs, out.shape[0] // runs, out.shape[1], -1).any(3).any(1)
-            self._add("dead_frac", {owner: 1.0 - alive.float().mean(1)})
+            values = out.detach().float().reshape(runs, -1)
+            mean, var = _mean_var(values, runs)
+            low, high = _percentiles(values, (0.02, 0.98))
+            self._add("post_mean", {owner: mean})
+            self._add("post_std", {owner: var.sqrt()})
+            self._add("post_p02", {owner: low})
+            self._add("post_p98", {owner: high})
+            if isinstance(module, RECTIFIER_MODULES):
+                # A unit (feature or channel) is dead when it is <= 0 for every example (and position).
+                alive = (out.detach() > 0).reshape(runs, out.shape[0] // runs, out.shape[1], -1).any(3).any(1)
+                self._add("dead_frac", {owner: 1.0 - alive.float().mean(1)})
 
         return hook
 
@@ -120,16 +131,27 @@ def _layer_norms(tensors: dict[str, list[Tensor]]) -> dict[str, Tensor]:
             for name, ts in tensors.items() if ts}
 
 
-def _rectifier_owners(model: nn.Module) -> list[tuple[str, str]]:
-    """Each ReLU-family module's name, paired with the weight layer that feeds it (the nearest one
-    before it in module order, which is data-flow order for Sequential-built models)."""
+def _percentiles(values: Tensor, qs: tuple[float, ...]) -> list[Tensor]:
+    """Per run (row of `values`), the lower q-quantile of its entries for each q: kthvalue selects
+    in linear time, where torch.quantile sorts, and takes a pack's activations of any size."""
+    n = values.shape[1]
+    return [values.kthvalue(max(1, min(n, round(q * n))), dim=1).values for q in qs]
+
+
+def _activation_owners(model: nn.Module) -> list[tuple[str, str]]:
+    """Each nonlinear activation module's name, paired with the weight layer that feeds it (the
+    nearest one before it in module order, which is data-flow order for Sequential-built models).
+    nn.Identity is left out: `linear`'s phi(y) is y (act_mean, act_var), and ResNet's shortcuts are Identity too."""
     owners, last = [], None
     for name, m in model.named_modules():
         if isinstance(m, WEIGHT_LAYERS):
             last = name
-        elif isinstance(m, RECTIFIER_MODULES) and last is not None:
+        elif isinstance(m, NONLINEAR) and last is not None:
             owners.append((name, last))
     return owners
+
+
+NONLINEAR = tuple(t for t in ACTIVATION_MODULES if t is not nn.Identity)
 
 
 def to_floats(record: dict) -> dict:

@@ -5,9 +5,10 @@ from initlab.init.apply import InitRecord
 _COLUMNS = ("layer", "param", "shape", "fan_in", "fan_out", "scheme", "mode", "gain", "target_std", "std")
 
 
-def format_table(records: list[InitRecord], theory: dict | None = None) -> str:
+def format_table(records: list[InitRecord], theory: dict | None = None, jacobian: dict | None = None) -> str:
     """A fixed-width text table, plus a line saying where a computed gain came from and, given
-    the run's theory.json, one saying which mean-field phase the network is in."""
+    the run's theory.json, one saying which mean-field phase the network is in, and given its
+    jacobian.json, one with its Jacobian's spectrum at init beside the prediction."""
     rows = [_COLUMNS] + [tuple(_cell(getattr(r, c)) for c in _COLUMNS) for r in records]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -16,6 +17,7 @@ def format_table(records: list[InitRecord], theory: dict | None = None) -> str:
     lsuv = [r for r in records if r.lsuv_iters is not None]
     lines += [f"lsuv {r.layer}: Var[out]={r.lsuv_out_var:.4g} after {r.lsuv_iters} rescales" for r in lsuv]
     lines += [phase_line(theory)] if theory else []
+    lines += [jacobian_line(jacobian)] if jacobian else []
     return "\n".join(lines)
 
 
@@ -48,3 +50,16 @@ def _cell(value) -> str:
     if isinstance(value, list):
         return "x".join(map(str, value))
     return str(value)
+
+
+def jacobian_line(jacobian: dict) -> str:
+    """One line from jacobian.json: the squared singular values' mean and variance (how far from
+    isometry: mean 1, variance 0), measured and predicted."""
+    if not jacobian["measured"]:
+        return f"jacobian: not measured: {jacobian['measure_reason']}"
+    head = (f"jacobian {jacobian['start']} -> {jacobian['end']} ({jacobian['method']}, {jacobian['inputs']} inputs): "
+            f"squared singular values mean {jacobian['sv2_mean']:.4g}, variance {jacobian['sv2_var']:.4g}")
+    if not jacobian["predicted"]:
+        return f"{head}; not predicted: {jacobian['reason']}"
+    return (f"{head}; predicted for {jacobian['weights']} weights: {jacobian['predicted_sv2_mean']:.4g}, "
+            f"{jacobian['predicted_sv2_var']:.4g}")

@@ -74,16 +74,19 @@ def outcome_table(jobs: list, results: list, done: dict, in_flight: dict[Path, s
     return pd.DataFrame(rows, columns=["job", *COLUMNS, "dir", "error"])
 
 
-def format_table(table: pd.DataFrame) -> str:
-    """The table with only the overrides that vary between jobs; the shared ones head it."""
+def format_table(table: pd.DataFrame, most: int | None = None) -> str:
+    """The table with only the overrides that vary between jobs; the shared ones head it, the
+    count per status and each job with a problem follow. With more than `most` jobs, the rows are
+    left out (the counts and problems stay)."""
     if table.empty:
         return "no jobs found"
     lists = [s or [] for s in table["overrides"]]  # None: a damaged job whose name is a hash
     common = [o for o in lists[0] if all(o in s for s in lists)]
     shown = table[COLUMNS].assign(overrides=[" ".join(o for o in s if o not in common) or "-" for s in lists])
     counts = table["status"].value_counts().to_dict()
-    lines = [f"all jobs: {' '.join(common)}", shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"),
-             "", "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()))]
+    rows = (shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}") if most is None or len(table) <= most
+            else f"({len(table)} jobs: `python scripts/sweep.py status {Path(table['dir'][0]).parent}` lists them all)")
+    lines = [f"all jobs: {' '.join(common)}", rows, "", "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()))]
     lines += [f"{status}: {job}: {error}  ({job_dir})" for job, status, error, job_dir
               in zip(shown["overrides"], table["status"], table["error"], table["dir"]) if status in PROBLEMS]
     return "\n".join(lines)

@@ -197,6 +197,10 @@ class RunRecords:
         atomic_write(self.dir / "theory.json", json.dumps(theory, indent=1))
         return theory
 
+    def write_jacobian(self, jacobian: dict) -> dict:
+        atomic_write(self.dir / "jacobian.json", json.dumps(jacobian, indent=1))
+        return jacobian
+
     def write_summary(self, summary: dict) -> None:
         atomic_write(self.dir / "summary.json", json.dumps({k: _finite(v) for k, v in summary.items()}, indent=1))
 
