@@ -15,11 +15,13 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from cli import REPO, metrics, summary, train
 from conftest import compose_config, run_in_process
 from fakedata import write_cifar, write_idx
+from initlab.data import load_data
 from initlab.models import build_model
 from initlab.validate import validate
 
@@ -126,6 +128,18 @@ def test_synthetic_data_any_input_shape(tmp_path):
                    "model.depth=3", "model.channels=8", "train.steps=20", "data.train_size=256", "data.test_size=64")
     assert summary(tmp_path)["status"] == "completed"
     assert json.loads((tmp_path / "init.json").read_text())[0]["shape"] == [8, 3, 3, 3]
+
+
+def test_resized_images_are_the_area_averages_of_the_originals_and_the_model_takes_their_shape(tmp_path, data_root):
+    full, small = (compose_config("dataset=cifar10", f"data.root={data_root}", *resize).data
+                   for resize in ([], ["data.resize=8"]))
+    x, x8 = load_data(full, torch.device("cpu")).x_train, load_data(small, torch.device("cpu")).x_train
+    assert x8.shape[1:] == (3, 8, 8)
+    pooled = F.avg_pool2d(x, 4)  # 32 -> 8: each pixel the mean of a 4 x 4 block (normalised before, and after)
+    assert torch.allclose(x8, pooled / pooled.std(dim=(0, 2, 3), keepdim=True), atol=1e-5)
+    run_in_process(tmp_path, "dataset=cifar10", f"data.root={data_root}", "data.resize=8", "model=cnn",
+                   "model.depth=3", "model.channels=4", "train.steps=3")
+    assert summary(tmp_path)["status"] == "completed"
 
 
 def test_deterministic_rerun_is_bit_identical(tmp_path, data_root):

@@ -68,6 +68,7 @@ class DataConfig:
     eval_batch_size: int = 1000
     subset: int | None = None  # use the first N training examples
     augment: bool = False  # random crop (pad 4) + horizontal flip, on the device (CIFAR)
+    resize: int | None = None  # images averaged down to resize x resize as loaded: deep conv nets on a CPU
     download: bool = True  # let torchvision download when no local copy is found
     # dataset=synthetic only (conf/dataset/synthetic.yaml sets them): Gaussian inputs labelled by a
     # fixed random teacher. null for a real dataset, whose shape and sizes data.DATASETS knows.

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from initlab.config import MODEL_SCHEMAS, SYNTHETIC_ONLY, Protocol
-from initlab.data import DatasetSpec, spec_of
+from initlab.data import DATASETS, DatasetSpec, spec_of
 from initlab.errors import ConfigError, UnknownKey, choices
 from initlab.init.apply import check_fit_shapes, check_scheme_args, residual_branches, weight_shapes
 from initlab.init.fan import FanMode
@@ -229,6 +229,12 @@ def _check_data(data) -> DatasetSpec:
         root = Path(data.root).expanduser()
         _require(not root.exists() or root.is_dir(), "data.root", data.root,
                  "is a file; must be a folder (or not exist yet)")
+    if data.resize is not None:
+        native = DATASETS[data.name.value].input_shape if DATASETS[data.name.value] else list(data.input_shape)
+        _require(len(native) == 3, "data.resize", data.resize, f"takes images [C, H, W]; {data.name.value}'s "
+                 f"inputs are {native}")
+        _require(1 <= data.resize <= min(native[1:]), "data.resize", data.resize,
+                 f"must be in [1, {min(native[1:])}]: {data.name.value}'s images are {native[1]}x{native[2]}")
     if data.subset is not None:
         _require(1 <= data.subset <= spec.train_size, "data.subset", data.subset,
                  f"must be in [1, {spec.train_size}]: {data.name.value}'s training split has {spec.train_size}"

@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -28,9 +29,13 @@ DATASETS: dict[str, DatasetSpec | None] = {
 
 
 def spec_of(cfg) -> DatasetSpec:
-    """The `data` config's dataset: shape, classes and split sizes, without loading it."""
-    known = DATASETS[cfg.name.value]
-    return known or DatasetSpec(list(cfg.input_shape), cfg.num_classes, cfg.train_size, cfg.test_size)
+    """The `data` config's dataset: shape (images at data.resize), classes and split sizes,
+    without loading it."""
+    spec = DATASETS[cfg.name.value] or DatasetSpec(list(cfg.input_shape), cfg.num_classes, cfg.train_size,
+                                                    cfg.test_size)
+    if cfg.resize is None:
+        return spec
+    return spec._replace(input_shape=[spec.input_shape[0], cfg.resize, cfg.resize])
 
 
 @dataclass
@@ -58,6 +63,8 @@ def load_data(cfg, device: torch.device) -> Data:
         x_test, y_test = _split_tensors(open_split(cfg.name.value, cfg.root, False, cfg.download))
     if cfg.subset is not None:
         x_train, y_train = x_train[: cfg.subset], y_train[: cfg.subset]
+    if cfg.resize is not None:  # each output pixel the mean of the input pixels it covers
+        x_train, x_test = (F.interpolate(x, size=(cfg.resize, cfg.resize), mode="area") for x in (x_train, x_test))
     dims = [0, *range(2, x_train.dim())]  # all but the channel axis
     mean, std = x_train.mean(dims, keepdim=True), x_train.std(dims, keepdim=True).clamp_min(1e-8)
     normalise = lambda x: ((x - mean) / std).to(device)  # noqa: E731
