@@ -95,6 +95,7 @@ def wait_for_wandb() -> None:
 
 _MIRROR_THREAD = ThreadPoolExecutor(1, thread_name_prefix="initlab-wandb")
 _MIRROR_PROCESS: ProcessPoolExecutor | None = None  # started by the first packed run
+MIRROR_NICENESS = 10
 _RUNS: dict[str, object] = {}  # the open wandb runs by id, in whichever thread or process mirrors them
 
 
@@ -102,7 +103,9 @@ def _mirror_process() -> ProcessPoolExecutor:
     """The process that mirrors every packed run, in order (one worker), started once."""
     global _MIRROR_PROCESS
     if _MIRROR_PROCESS is None:
-        _MIRROR_PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        # at a lower priority: its work waits for the cores the pack leaves idle, not the pack for it
+        _MIRROR_PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
+                                              initargs=(MIRROR_NICENESS,))
     return _MIRROR_PROCESS
 
 
