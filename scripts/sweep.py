@@ -13,7 +13,6 @@ whose records say completed or diverged and resumes the others from their checkp
 is 1 when any job failed (the table names them), 2 for a mistake in the command line.
 """
 
-import ctypes
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from pathlib import Path
 from initlab.cli import SWEEP_NAMES, print_error, sweep_folder
 from initlab.errors import ConfigError, choices
 from initlab.sweep.status import format_table, job_table
+from initlab.processes import die_with_parent
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "train.py"
@@ -32,7 +32,6 @@ EXPERIMENTS = REPO / "conf" / "experiment"
 FLAGS = {"--dry-run": "hydra.sweeper.dry_run=true", "--no-wait": "hydra.launcher.wait=false"}
 STATUS_FLAGS = ("--follow",)
 FOLLOW_EVERY_S = 10
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _LAUNCHER = re.compile(r"^([+~]?)launcher([=.])")  # launcher=slurm, launcher.partition=gpu
 
 
@@ -51,7 +50,7 @@ def _run_forwarding_signals(command: list[str], env: dict) -> int:
     """Run the grid's train.py -m; a SIGTERM or SIGUSR2 sent to sweep.py reaches it too, so its
     running job checkpoints at the next step and stops (rather than running on, orphaned, and
     holding its run directory's lock). So does sweep.py's death by SIGKILL, on Linux."""
-    child = subprocess.Popen(command, env=env, preexec_fn=_stop_with_parent if sys.platform == "linux" else None)
+    child = subprocess.Popen(command, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
     forwarded = (signal.SIGTERM, signal.SIGUSR2)
     previous = {s: signal.signal(s, lambda signum, frame: child.send_signal(signum)) for s in forwarded}
     try:
@@ -59,11 +58,6 @@ def _run_forwarding_signals(command: list[str], env: dict) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def _stop_with_parent() -> None:
-    """In the child before it runs: SIGTERM it when sweep.py dies (prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def status(args: list[str]) -> int:

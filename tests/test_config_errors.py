@@ -163,12 +163,18 @@ def test_every_scheme_precondition_is_checked_against_the_models_weight_shapes(o
         ["model=resnet", "model.norm=none", "init.zero_residual=true", "init=delta_orthogonal"],
         ["init=dirac", "model=cnn", "init.groups=2"],
         ["init=eye", "model.lazy=true"],
-        ["hydra/launcher=slurm", "device=cuda"],  # planned on a login node, run on a GPU node
         ["dataset=synthetic", "data.input_shape=[4,3,2,2]"],  # an MLP takes any rank
     ],
 )
 def test_legal_edge_values_still_run(overrides):
     validate(composed(*overrides))
+
+
+def test_a_slurm_grid_planned_here_for_a_gpu_node_is_not_checked_against_this_machines_devices(tmp_path):
+    plan = plan_sweep(["hydra/launcher=slurm", "device=cuda", "seed=0,1", f"hydra.sweep.dir={tmp_path}"])
+    assert len(plan.jobs) == 2  # planned on a login node without CUDA, to run on a GPU node
+    with pytest.raises(ConfigError, match="CUDA is not available"):  # run here, it would not start
+        validate(composed("hydra/launcher=slurm", "device=cuda"))
 
 
 @pytest.mark.parametrize("name", list(SCHEMES))

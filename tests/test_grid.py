@@ -15,8 +15,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
+import initlab.run as run_module
 from cli import summary
-from conftest import CONF
+from conftest import CONF, compose_config
 from initlab.sweep.compose import GridComposer
 from initlab.sweep.status import job_table
 from initlab.track.records import atomic_write, durable_together
@@ -43,6 +44,7 @@ def hydra_jobs(overrides: list[str]):
     ["experiment=glob(*)"],  # each experiment its own structure and sweep folder
     ["init=normal", "init.std=0.5,2e-1", "+model.note='a,b'", "++seed=3", "dataset=synthetic"],
     ["experiment=smoke", "hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}"],
+    ["seed=0,1", "model.depth=3,4", "hydra.sweep.subdir=s${seed}_${model.depth}", "dataset=synthetic"],  # job values
 ])
 def test_each_job_is_composed_as_hydras_launchers_compose_it(overrides):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -83,13 +85,18 @@ def test_each_job_is_composed_once_and_the_grid_validated_before_any_starts(tmp_
     (["init=glob(*avier*)", "seed=range(3)"], 3),
     (["init=xavier,kaiming", "seed=choice(0,5)", "model.depth=range(3,5)"], 8),
     (["experiment=glob(*)", "optim.betas=[0.8,0.99]"], 4),  # one job an experiment; a list is one value
-    (["logger.name='x,y',z", "seed=0"], 2),  # quoting: a comma inside quotes is not a sweep
+    (["logger.name='x,y'", "optim.betas=[0.8,0.99],[0.9,0.999]"], 2),  # quoted: one value; lists as values
 ])
 def test_hydras_sweep_syntax_runs_as_typed(tmp_path, capsys, overrides, jobs):
     sweep_dir = tmp_path / "sweep"
     assert train_main("-m", *overrides, "dataset=synthetic", f"hydra.sweep.dir={sweep_dir}",
                       "hydra.sweeper.dry_run=true", *FAST) == 0
     assert f"{jobs} jobs in {sweep_dir}" in capsys.readouterr().out and not sweep_dir.exists()  # a dry run starts nothing
+
+
+def test_two_jobs_aiming_at_one_folder_are_refused_whole(tmp_path, capsys):
+    assert train_main("-m", "seed=1,1", "dataset=synthetic", f"hydra.sweep.dir={tmp_path / 's'}", *FAST) == 2
+    assert "jobs #0 and #1 are the same job" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
 def test_fail_fast_stops_the_grid_at_its_first_failure_and_leaves_the_rest_unstarted(tmp_path, capsys):
@@ -149,3 +156,36 @@ def test_a_packed_grid_records_what_hydra_records_for_each_job(tmp_path):
                     hydra["hydra"]["overrides"]["hydra"] = hydra["hydra"]["sweep"] = hydra["hydra"]["runtime"][
                         "output_dir"] = None
             assert got == want, name
+
+
+def test_fail_fast_inside_a_pack_leaves_the_runs_after_the_failure_without_a_folder(tmp_path):
+    assert multirun(tmp_path, *SMOKE, "init=xavier", "seed=0", "hydra/launcher=packed") == 0
+    [tampered] = job_dirs(tmp_path)
+    config = tampered / "config.yaml"
+    config.write_text(config.read_text().replace("width: 32", "width: 33"))  # now another run's folder
+    assert multirun(tmp_path, *SMOKE, "init=xavier", "seed=0,1,2", "hydra/launcher=packed",
+                    "hydra.launcher.fail_fast=true") == 1
+    assert job_dirs(tmp_path) == [tampered]  # seeds 1 and 2, packed after it, never started
+    assert summary(tampered)["status"] == "failed" and "different config" in summary(tampered)["error"]
+
+
+def test_ctrl_c_while_a_pack_starts_records_every_started_run_interrupted(tmp_path, monkeypatch):
+    cfgs = [compose_config(*SMOKE, f"seed={seed}") for seed in range(3)]
+    build = run_module.build_initialised
+    monkeypatch.setattr(run_module, "build_initialised", lambda cfg, settings: (
+        build(cfg, settings) if cfg.seed != 1 else (_ for _ in ()).throw(KeyboardInterrupt)))
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run_pack(cfgs, [tmp_path / f"r{seed}" for seed in range(3)])
+    assert [summary(tmp_path / f"r{seed}")["status"] for seed in (0, 1)] == ["interrupted"] * 2
+    assert not (tmp_path / "r2").exists()  # never started
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+@pytest.mark.slow  # worker processes start torch anew: ~10 s
+def test_fail_fast_stops_the_other_workers_running_jobs_and_starts_no_more(tmp_path):
+    nodata = ["dataset=mnist,synthetic", "data.download=false", f"data.root={tmp_path / 'nodata'}"]
+    assert multirun(tmp_path / "s", *SMOKE, *nodata, "train.steps=100000", "hydra/launcher=local_gpu",
+                    "hydra.launcher.workers=2", "hydra.launcher.fail_fast=true") == 1
+    statuses = list(job_table(tmp_path / "s")["status"])
+    # two workers: the failing job and one other start; that one is stopped, resumable; no third starts
+    assert sorted(statuses) in (["failed", "interrupted"], ["failed"])

@@ -216,7 +216,7 @@ def test_a_diverging_run_is_recorded_at_its_own_step_and_leaves_the_others_alone
 
 
 def test_the_packed_launcher_runs_a_grid_as_the_local_launcher_does(tmp_path):
-    grid = [*BASE, "init=xavier,kaiming,lsuv", "seed=0,1"]  # lsuv cannot be packed: its jobs run alone
+    grid = [*BASE, "init=xavier,kaiming,lsuv", "seed=0,1"]  # lsuv too: each run rescaled on its own batch
     assert multirun(tmp_path / "local", "hydra/launcher=local", *grid) == 0
     assert multirun(tmp_path / "packed", "hydra/launcher=packed", "hydra.launcher.max_pack=3", *grid) == 0
     local, packed = job_dirs(tmp_path / "local"), job_dirs(tmp_path / "packed")

@@ -47,7 +47,7 @@ def lone_job(sweep_dir: Path) -> str:
 
 @pytest.mark.slow  # each test here takes minutes of real SLURM
 def test_a_grid_runs_as_an_array_of_packs_recorded_as_the_same_grid_packed_locally(tmp_path):
-    """4 jobs, up to 3 a pack: ceil(4 / 3) = 2 SLURM tasks, the records of each run as the same
+    """6 jobs, up to 3 a pack: ceil(6 / 3) = 2 SLURM tasks, the records of each run as the same
     packs trained here (one thread both ways, train.deterministic=true)."""
     args = ["launcher.max_pack=3", "seed=0,1,2"]  # 6 jobs: 2 packs of 3
     proc = subprocess.run(sweep_command(tmp_path / "slurm", *args), cwd=REPO, capture_output=True, text=True, env=ENV,

@@ -3,6 +3,7 @@ pack of one: every launcher runs its jobs through run_pack."""
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
     return result
 
 
-def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None,
-             fail_fast: bool = False) -> list[Outcome | BaseException | None]:
+def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None, fail_fast: bool = False,
+             open_dir: Callable[[int], None] | None = None) -> list[Outcome | BaseException | None]:
     """Run `cfgs` (all of one pack_key, initlab.sweep.packs) into `run_dirs`, trained together
     as one stacked computation. Hydra's global state is never read, so configs composed
     in-process (hydra.compose) run as well as train.py's.
@@ -50,30 +51,17 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None,
     Each run holds its directory locked: a second run aiming at it stops at once and touches
     nothing. From then on every exit leaves summary.json: `failed` with the error and the steps
     reached, or `interrupted` when SIGTERM/SIGUSR2 stopped it at a step boundary (last.pt saved
-    there; the signal is then passed on, see train/preemption.py).
+    there; the signal is then passed on, see train/preemption.py) or Ctrl-C stopped it.
     With `fail_fast`, a run that fails before training stops the pack: the runs prepared before
-    it end `interrupted` (resumable), and those after it are not started (None).
+    it end `interrupted` (resumable), and those after it are not started (None). `open_dir(i)`
+    is called just before run i starts (the packed launcher makes its folder there).
     """
     results: list[Outcome | BaseException | None] = [None] * len(cfgs)
     started = time.time()
     with ExitStack() as held, StopRequest() as stop:
-        members: dict[int, Member] = {}
-        with durable_together():
-            for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs)):
-                try:
-                    prepared = _prepare(cfg, RunRecords(run_dir), held, started, packed=len(cfgs) > 1)
-                except Exception as err:
-                    results[i] = err
-                    if fail_fast:
-                        for j, m in members.items():
-                            results[j] = _interrupt(m, f"fail_fast: {run_dir.name} failed before training", started)
-                        members.clear()
-                        break
-                    continue
-                if isinstance(prepared, Outcome):
-                    results[i] = prepared  # completed or diverged before: nothing to do
-                else:
-                    members[i] = prepared
+        members, stopped = _prepare_all(cfgs, run_dirs, results, held, started, fail_fast, open_dir)
+        if stopped is not None:
+            raise stopped
         if members:
             try:
                 _run(list(members.values()), group, started, stop)
@@ -81,16 +69,46 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None,
                 wait_for_wandb()  # the runs' wandb files complete (mirroring runs in the background)
             for i, m in members.items():
                 results[i] = m.error if m.error is not None else m.outcome
-    if stop.requested and any(isinstance(r, Outcome) and r.status == "interrupted" for r in results):
+    if stop.requested:  # whatever the runs' outcomes: the process was asked to stop
         stop.forward()
     return results
 
 
-def _interrupt(m: Member, reason: str, started: float) -> Outcome:
-    """End a prepared run that will not train now as `interrupted`: resumable from where it is."""
-    m.outcome.end("interrupted", m.outcome.steps, reason)
-    close_run(m.records, NoMirror(), run_summary(m.outcome, started, m.device))
-    return m.outcome
+def _prepare_all(cfgs: list, run_dirs: list[Path], results: list, held: ExitStack, started: float, fail_fast: bool,
+                 open_dir: Callable[[int], None] | None) -> tuple[dict[int, Member], BaseException | None]:
+    """Start each run in order, their first records made durable together; `results` gets the
+    outcome of each run that ends here (ended before, failed, or stopped by fail_fast). Returns the
+    runs to train, and what stopped the start part-way (Ctrl-C: every run started is then
+    recorded `interrupted`, before it is raised)."""
+    members: dict[int, Member] = {}
+    with durable_together():
+        for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs)):
+            if open_dir is not None:
+                open_dir(i)
+            try:
+                prepared = _prepare(cfg, RunRecords(run_dir), held, started, packed=len(cfgs) > 1)
+            except Exception as err:
+                results[i] = err
+                if fail_fast:
+                    _interrupt_all(members, results, f"fail_fast: {run_dir.name} failed before training", started)
+                    return {}, None
+                continue
+            except BaseException as err:  # _prepare recorded this run `interrupted`
+                _interrupt_all(members, results, f"{type(err).__name__} while {run_dir.name} started", started)
+                return {}, err
+            if isinstance(prepared, Outcome):
+                results[i] = prepared  # completed or diverged before: nothing to do
+            else:
+                members[i] = prepared
+    return members, None
+
+
+def _interrupt_all(members: dict[int, Member], results: list, reason: str, started: float) -> None:
+    """End the started runs that will not train now as `interrupted`: resumable from where they are."""
+    for i, m in members.items():
+        m.outcome.end("interrupted", m.outcome.steps, reason)
+        close_run(m.records, NoMirror(), run_summary(m.outcome, started, m.device))
+        results[i] = m.outcome
 
 
 def _prepare(cfg, records: RunRecords, held: ExitStack, started: float, packed: bool) -> Member | Outcome:

@@ -45,13 +45,12 @@ class Settings:
     num_classes: int
 
 
-def validate(cfg, runs_elsewhere: bool | None = None) -> Settings:
+def validate(cfg, runs_elsewhere: bool = False) -> Settings:
     """Check `cfg` (a composed `train` config, with or without its `hydra` node) for everything
     a run would trip over later. `runs_elsewhere`: the run is for another machine (a SLURM node),
-    whose devices and memory are not this one's (None: as the config's hydra node says)."""
+    whose devices and memory are not this one's."""
     values = _check_schema(cfg)
     _check_finite(values)
-    elsewhere = _runs_elsewhere(cfg) if runs_elsewhere is None else runs_elsewhere
     cfg = _Plain.of(values)  # the checks below read plain data: a DictConfig's access costs ~10 us a key
     gain = resolve_gain(cfg.gain, cfg.model.activation.value, cfg.model.negative_slope)
     check_scheme_args(cfg.init.scheme, cfg.mode, cfg.gain)
@@ -63,9 +62,9 @@ def validate(cfg, runs_elsewhere: bool | None = None) -> Settings:
              "must be in [-2**63, 2**64 - 1] (torch.manual_seed)")
     if cfg.logger.backend.value == "wandb":
         _check_wandb_names(cfg.logger)
-    device = resolve_device(cfg.device, True if elsewhere else None)
+    device = resolve_device(cfg.device, True if runs_elsewhere else None)
     facts = _check_fit(cfg, spec)
-    if not elsewhere:
+    if not runs_elsewhere:
         _check_memory(cfg, facts.params, device)
     return Settings(device, cfg.mode, gain, spec.input_shape, spec.num_classes)
 
@@ -73,7 +72,11 @@ def validate(cfg, runs_elsewhere: bool | None = None) -> Settings:
 class _Plain(dict):
     """A resolved config as plain data, read as the config reads (cfg.model.depth, cfg["model"])."""
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, key: str):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
 
     @classmethod
     def of(cls, value):
@@ -125,13 +128,6 @@ def resolve_device(name: str, cuda_available: bool | None = None) -> torch.devic
         gpus = ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count()))
         raise ConfigError("device", name, f"this machine has {torch.cuda.device_count()} GPU(s): {gpus}")
     return device
-
-
-def _runs_elsewhere(cfg) -> bool:
-    """A job planned (with its `hydra` node) for SLURM runs on a node, not on this machine (a
-    login node may have no GPU): its device and memory are the node's, not checked here."""
-    launcher = OmegaConf.select(cfg, "hydra.launcher._target_", default=None) or ""
-    return launcher.endswith("SlurmLauncher")
 
 
 def _check_schema(cfg) -> dict:

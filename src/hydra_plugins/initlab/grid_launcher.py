@@ -9,7 +9,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -30,13 +30,26 @@ class GridLauncher(Launcher):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
+    @property
+    def sweep_dir(self) -> Path:
+        return Path(str(self.config.hydra.sweep.dir))
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        """Hydra's launcher API, for a sweeper other than initlab's: compose, then launch."""
+        """Hydra's launcher API, for a sweeper other than initlab's: compose, then launch; the
+        JobReturns of the jobs that started, in job order."""
         from initlab.sweep.compose import GridComposer
 
         composer = GridComposer(self.hydra_context.config_loader, self.config)
-        return self.launch_jobs([composer.compose(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)],
-                                composer)
+        results = self.launch_jobs([composer.compose(initial_job_idx + i, list(o))
+                                    for i, o in enumerate(job_overrides)], composer)
+        return [results[num] for num in sorted(results)]
+
+    def begin(self) -> None:
+        """What every launch does first, as Hydra's launchers do: Hydra's resolvers and logging,
+        and the sweep's folder."""
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
 
     def in_flight(self, jobs: "list[Job]") -> dict[Path, str]:
         """The folders of `jobs` an earlier launch of this grid still runs or has queued (SLURM),
@@ -44,6 +57,6 @@ class GridLauncher(Launcher):
         return {}
 
     @abstractmethod
-    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> list[JobReturn]:
-        """Run `jobs` (composed by `composer`); a JobReturn for each job that started, in job order.
-        With fail_fast, jobs after the first failure may not start: they get no JobReturn."""
+    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> dict[int, JobReturn]:
+        """Run `jobs` (composed by `composer`); a JobReturn for each job that started, by job
+        number. With fail_fast, jobs after the first failure may not start: they get none."""

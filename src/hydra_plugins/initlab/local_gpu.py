@@ -13,7 +13,6 @@ import multiprocessing
 import os
 from collections import deque
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import cloudpickle
@@ -42,10 +41,8 @@ class LocalGpuLauncher(GridLauncher):
             return [str(g) for g in gpus for _ in range(self.jobs_per_gpu)]
         return [None] * self.workers
 
-    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> list[JobReturn]:
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> dict[int, JobReturn]:
+        self.begin()
         free = self.slots()
         where = f"{len(set(free))} GPU(s) x {self.jobs_per_gpu}" if free[0] is not None else f"{len(free)} CPU workers"
         log.info(f"Launching {len(jobs)} jobs on {where}")
@@ -75,7 +72,7 @@ class LocalGpuLauncher(GridLauncher):
                     for _, _, other in running.values():
                         other.terminate()  # SIGTERM: the job saves last.pt and records `interrupted`
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return [results[job.num] for job in jobs if job.num in results]
+        return results
 
 
 def _result(receive: Connection, worker: multiprocessing.Process) -> JobReturn:

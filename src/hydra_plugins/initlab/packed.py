@@ -4,10 +4,9 @@ computation (initlab.run.run_pack), up to `max_pack` runs each, in this process.
 the folder, .hydra/ files and JobReturn Hydra's launchers give it (initlab.sweep.jobs)."""
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
+from hydra.core.utils import JobReturn
 
 from hydra_plugins.initlab.grid_launcher import GridLauncher
 
@@ -22,23 +21,20 @@ class PackedLauncher(GridLauncher):
         super().__init__(fail_fast)
         self.max_pack = max_pack
 
-    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> list[JobReturn]:
-        from initlab.sweep.jobs import run_packed  # here: Hydra imports every plugin at start-up
+    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> dict[int, JobReturn]:
+        from initlab.sweep.jobs import failed, run_packed  # here: Hydra imports every plugin at start-up
         from initlab.sweep.packs import packs
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.begin()
         grouped = packs(jobs, self.max_pack)
         log.info(f"Launching {len(jobs)} jobs as {len(grouped)} pack(s) of up to {self.max_pack}")
         results: dict[int, JobReturn] = {}
         for pack in grouped:
             log.info(f"\tpack of {len(pack)}: jobs {_numbers(pack)}")
-            results |= {job.num: ret for job, ret in zip(pack, run_packed(pack, sweep_dir.name, self.fail_fast))}
-            if self.fail_fast and any(ret.status is JobStatus.FAILED for ret in results.values()):
+            results |= run_packed(pack, self.sweep_dir.name, self.fail_fast)
+            if self.fail_fast and failed(results):
                 break
-        return [results[job.num] for job in jobs if job.num in results]
+        return results
 
 
 def _numbers(pack: "list[Job]") -> str:

@@ -56,20 +56,20 @@ class SlurmLauncher(GridLauncher):
                       **{k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in slurm.items()}}
 
     def in_flight(self, jobs: "list[Job]") -> dict[Path, str]:
-        from initlab.sweep.queue import in_queue
+        from initlab.sweep.queue import in_queue, submitted
 
-        queued = in_queue(Path(str(self.config.hydra.sweep.dir)))
+        queued = in_queue(submitted(self.sweep_dir))
         return {job.dir.absolute(): queued[job.dir.name] for job in jobs if job.dir.name in queued}
 
-    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> list[JobReturn]:
+    def launch_jobs(self, jobs: "list[Job]", composer: "GridComposer") -> dict[int, JobReturn]:
         from initlab.sweep.slurm import submit, wait
 
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        tasks = submit(jobs, sweep_dir, str(sweep_dir / self.folder / "%j"), {k: v for k, v in self.slurm.items()
-                       if v is not None}, self.max_num_timeout, self.max_pack, self.fail_fast)
+        self.begin()
+        tasks = submit(jobs, self.sweep_dir, str(self.sweep_dir / self.folder / "%j"),
+                       {k: v for k, v in self.slurm.items() if v is not None}, self.max_num_timeout, self.max_pack,
+                       self.fail_fast)
         if not self.wait:
-            log.info(f"Not waiting: follow it with `python scripts/sweep.py status {sweep_dir} --follow`; rerunning "
-                     "the sweep submits only what is neither done nor still queued")
-            return []
+            log.info(f"Not waiting: follow it with `python scripts/sweep.py status {self.sweep_dir} --follow`; "
+                     "rerunning the sweep submits only what is neither done nor still queued")
+            return {}
         return wait(tasks)

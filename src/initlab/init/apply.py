@@ -139,15 +139,15 @@ def weight_shapes(model: nn.Module) -> list[tuple[int, ...]]:
 def scheme_config(scheme: str, params: dict) -> DictConfig:
     """`params` checked against the scheme's keys, typed and defaulted as Hydra's `init` node is
     (read-only). A grid's runs share a few: each distinct one is merged once (~2 ms)."""
-    try:
-        return _scheme_config(scheme, tuple(params.items()))
+    try:  # keyed with each value's type: True, 1 and 1.0 are equal, and not the same key
+        return _scheme_config(scheme, tuple((key, type(value), value) for key, value in params.items()))
     except TypeError:  # a value that cannot be a cache key (a list): merged afresh
         return _merged(scheme, params)
 
 
 @functools.lru_cache(maxsize=256)
 def _scheme_config(scheme: str, params: tuple) -> DictConfig:
-    cfg = _merged(scheme, dict(params))
+    cfg = _merged(scheme, {key: value for key, _, value in params})
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

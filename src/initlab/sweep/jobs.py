@@ -35,15 +35,21 @@ def open_job(job: Job) -> Path:
     return output_dir
 
 
-def run_packed(jobs: Sequence[Job], group: str | None, fail_fast: bool = False) -> list[JobReturn]:
-    """Train `jobs` (one pack_key) as one pack into their folders: a JobReturn per job that
-    started, in order: COMPLETED with the run's Outcome (diverged and interrupted runs too: their
-    records say so), FAILED with the error that ended it (a user mistake as one line, JobFailed).
-    With `fail_fast` the jobs after a failure do not start (initlab.run.run_pack)."""
-    dirs = [open_job(job) for job in jobs]
-    outcomes = run_pack([job.config for job in jobs], dirs, group, fail_fast)
-    return [job_return(job, folder, outcome) for job, folder, outcome in zip(jobs, dirs, outcomes)
-            if outcome is not None]
+def run_packed(jobs: Sequence[Job], group: str | None, fail_fast: bool = False) -> dict[int, JobReturn]:
+    """Train `jobs` (one pack_key) as one pack into their folders, each made as its run starts:
+    a JobReturn per job that started, by job number: COMPLETED with the run's Outcome (diverged
+    and interrupted runs too: their records say so), FAILED with the error that ended it (a user
+    mistake as one line, JobFailed). With `fail_fast` the jobs after a failure do not start
+    (initlab.run.run_pack): they get no folder."""
+    dirs = [job.dir.absolute() for job in jobs]
+    outcomes = run_pack([job.config for job in jobs], dirs, group, fail_fast, open_dir=lambda i: open_job(jobs[i]))
+    return {job.num: job_return(job, folder, outcome) for job, folder, outcome in zip(jobs, dirs, outcomes)
+            if outcome is not None}
+
+
+def failed(results: dict[int, JobReturn]) -> bool:
+    """Whether any of the jobs failed (what stops a fail_fast grid)."""
+    return any(r.status is JobStatus.FAILED for r in results.values())
 
 
 def finished(jobs: Sequence[Job]) -> dict[int, Outcome]:

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from initlab.sweep.compose import Job
 
 # What may differ inside a pack; everything else fixes tensor shapes or the loop's schedule.
-PER_RUN = ("seed", "init", "mode", "gain", "logger", "hydra")
+PER_RUN = ("seed", "init", "mode", "gain", "logger")
 PER_RUN_OPTIM = ("lr", "momentum", "nesterov", "weight_decay", "betas", "schedule", "warmup_steps")
 
 

@@ -20,6 +20,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -41,19 +42,22 @@ class Plan:
     jobs: list[Job]
     composer: GridComposer
 
-    def check_job_dirs(self, in_flight: Collection[Path] = ()) -> None:
+    def check_job_dirs(self, skip: Collection[Path] = ()) -> None:
         """Refuse the grid if a job's folder cannot be written, or a run is still writing into it
         (an earlier launch of this sweep): Hydra would fail there, or rewrite that folder's .hydra/
-        before the job's lock stops it. Jobs `in_flight` (still queued or running on SLURM from
-        an earlier launch) are not launched again: their folders are theirs."""
+        before the job's lock stops it. The folders in `skip` are left alone (jobs that ended
+        before, and jobs an earlier launch still has queued or running on SLURM: not launched
+        again); a folder that does not exist yet is checked through the first one above it that
+        does, once."""
         if Path(self.sweep_dir).absolute() == Path.cwd():
             raise ConfigError("hydra.sweep.dir", str(self.sweep_dir), "a folder of its own: the jobs' folders "
                               "would land in the current one")
+        writable: set[Path] = set()
         for job in self.jobs:
-            if job.dir.absolute() in in_flight:
+            if job.dir.absolute() in skip:
                 continue
             try:
-                check_run_dir(job.dir)
+                check_run_dir(job.dir, writable)
             except ConfigError as err:
                 raise err.within(f"job #{job.num}: {' '.join(job.overrides)}") from None
 
@@ -64,22 +68,33 @@ class Plan:
         yield f"{len(self.jobs)} jobs in {self.sweep_dir}"
 
 
-def plan_grid(config_loader: ConfigLoaderImpl, master: DictConfig, arguments: Sequence[str],
-              runs_elsewhere: bool = False) -> Plan:
+def plan_grid(config_loader: ConfigLoaderImpl, master: DictConfig, arguments: Sequence[str], params: dict,
+              protocol: dict | None, runs_elsewhere: bool = False) -> Plan:
     """The jobs of the multirun whose sweep config is `master` and whose command-line overrides
-    are `arguments` (sweeps included; hydra.sweeper.params add axes), in Hydra's order, each
-    composed once and validated. `runs_elsewhere`: the jobs run on other machines (SLURM), whose
-    devices and memory are not this one's."""
+    are `arguments` (sweeps included; the sweeper's `params` add axes), in Hydra's order, each
+    composed once and validated, as is the experiment's `protocol`. `runs_elsewhere`: the jobs
+    run on other machines (SLURM), whose devices and memory are not this one's."""
     _check_launcher(master.hydra.launcher)
-    check_protocol(master.hydra.sweeper.get("protocol"))
+    check_protocol(protocol)
     sweep_dir = Path(str(master.hydra.sweep.dir))  # resolved first: every job's ${now:...} reads this one
-    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.params or {}).items()]
-    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides([*params, *arguments])
+    axes = [f"{k}={v}" for k, v in params.items()]
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides([*axes, *arguments])
     [expanded] = BasicSweeper.split_arguments(parsed, None)
     composer = GridComposer(config_loader, master)
     bar = tqdm(expanded, desc="planning", unit="job", disable=len(expanded) < BAR_FROM or not sys.stderr.isatty())
     jobs = [_planned(composer, num, overrides, runs_elsewhere) for num, overrides in enumerate(bar)]
+    _refuse_shared_folders(jobs)
     return Plan(sweep_dir, jobs, composer)
+
+
+def _refuse_shared_folders(jobs: list[Job]) -> None:
+    """Two jobs of one grid aiming at one folder (`seed=1,1`) would overwrite each other's records."""
+    first: dict[Path, Job] = {}
+    for job in jobs:
+        other = first.setdefault(job.dir, job)
+        if other is not job:
+            raise ConfigError("job folder", str(job.dir), f"jobs #{other.num} and #{job.num} are the same job "
+                              f"({' '.join(job.overrides)}); list each value once")
 
 
 def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
@@ -87,8 +102,9 @@ def plan_sweep(overrides: list[str], config_dir: Path = CONF) -> Plan:
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         master = _sweep_config(loader, overrides)
-        elsewhere = str(master.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher")
-        return plan_grid(loader, master, list(master.hydra.overrides.task), elsewhere)
+        sweeper, launcher = master.hydra.sweeper, get_class(master.hydra.launcher._target_)
+        return plan_grid(loader, master, list(master.hydra.overrides.task), sweeper.params or {},
+                         sweeper.get("protocol"), getattr(launcher, "RUNS_ELSEWHERE", False))
 
 
 def compose_sweep(overrides: list[str], config_dir: Path = CONF) -> DictConfig:

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from initlab.errors import ConfigError
 from initlab.track.records import atomic_write
 
 MANIFEST = "slurm_jobs.json"
@@ -25,18 +26,21 @@ def submitted(sweep_dir: Path) -> list[dict]:
         return []
 
 
-def in_queue(sweep_dir: Path) -> dict[str, str]:
-    """Job folder name -> `pending` or `running`, for the jobs whose SLURM task is still queued
-    or running (the latest submission of a job wins)."""
-    entries = submitted(sweep_dir)
+def in_queue(entries: list[dict]) -> dict[str, str]:
+    """Job folder name -> `pending` or `running`, for the jobs of the manifest `entries` whose
+    SLURM task is still queued or running (the latest submission of a job wins)."""
     states = queue_states({entry["slurm_id"] for entry in entries})
     return {job["dir"]: "running" if states[e["slurm_id"]] in RUNNING else "pending"
             for e in entries if e["slurm_id"] in states for job in e["jobs"]}
 
 
-def queued_jobs(sweep_dir: Path) -> dict[str, dict]:
+def submitted_jobs(entries: list[dict]) -> dict[str, dict]:
     """Job folder name -> its manifest entry ({"dir", "num", "overrides"}), for every job submitted."""
-    return {job["dir"]: job for entry in submitted(sweep_dir) for job in entry["jobs"]}
+    return {job["dir"]: job for entry in entries for job in entry["jobs"]}
+
+
+class QueueUnreadable(ConfigError):
+    """squeue failed: which submitted jobs are still queued cannot be known."""
 
 
 def queue_states(ids: set[str]) -> dict[str, str]:
@@ -46,7 +50,10 @@ def queue_states(ids: set[str]) -> dict[str, str]:
     # all of this user's tasks, one per line: `-j <ids>` fails whole when one of them left the queue
     try:
         out = subprocess.run(["squeue", "--me", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True)
-    except FileNotFoundError:  # no SLURM client on this machine: nothing can be seen queued
-        return {}
+    except FileNotFoundError:
+        raise QueueUnreadable("squeue", None, "not found: this machine has no SLURM client to read the queue the "
+                              "sweep's slurm_jobs.json was submitted to") from None
+    if out.returncode:
+        raise QueueUnreadable("squeue", out.returncode, " ".join(out.stderr.split()) or "failed") from None
     states = dict(line.split() for line in out.stdout.splitlines() if line.strip())
     return {i: state for i, state in states.items() if i in ids}

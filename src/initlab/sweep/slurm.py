@@ -5,8 +5,8 @@ tasks for N jobs, not N.
 Every guarantee of a lone SLURM job holds per pack. At a time limit SLURM warns with SIGUSR2:
 the pack saves each run's last.pt at the next step, records it `interrupted`, and submitit's
 handler (chained by initlab.train.preemption) requeues the task through PackTask.checkpoint; a
-preemption (SIGTERM, requeued by SLURM) stops it the same way. The requeued task resumes each
-run from its own last.pt. Jobs that never started have no folder.
+preemption (SIGTERM, requeued by SLURM) stops it the same way. The requeued task (either way)
+resumes each run from its own last.pt. Jobs that never started have no folder.
 
 The sweep folder keeps what was submitted (initlab.sweep.queue), so `sweep.py status` shows
 jobs still queued, `--no-wait` can return at once, and a rerun of the grid submits only what is
@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import submitit
-from hydra.core.utils import JobReturn, JobStatus, setup_globals
+from hydra.core.utils import JobReturn, setup_globals
 
 from initlab.sweep.compose import Job
-from initlab.sweep.jobs import run_packed
+from initlab.sweep.jobs import failed, run_packed
 from initlab.sweep.packs import packs
-from initlab.sweep.queue import queue_states, record_submission
+from initlab.sweep.queue import QueueUnreadable, queue_states, record_submission
 from initlab.track.records import HYDRA_LOG_FORMAT
 
 log = logging.getLogger(__name__)
@@ -40,18 +40,19 @@ class PackTask:
     def __init__(self, group: str, fail_fast: bool) -> None:
         self.group, self.fail_fast = group, fail_fast
 
-    def __call__(self, jobs: list[Job]) -> list[JobReturn]:
+    def __call__(self, jobs: list[Job]) -> dict[int, JobReturn]:
         logging.basicConfig(level=logging.INFO, format=HYDRA_LOG_FORMAT)  # the task's .out file
         setup_globals()  # Hydra's resolvers (${now:...}), as in a Hydra job
+        if int(os.environ.get("SLURM_RESTART_COUNT", 0)):  # requeued (preempted): each run goes on from its last.pt
+            _resume(jobs)
         results = run_packed(jobs, self.group, self.fail_fast)
-        if self.fail_fast and any(r.status is JobStatus.FAILED for r in results):
+        if self.fail_fast and failed(results):
             _cancel_the_others()
         return results
 
     def checkpoint(self, jobs: list[Job]) -> submitit.helpers.DelayedSubmission:
         """What submitit requeues at a time limit: the same pack, each run resuming from its last.pt."""
-        for job in jobs:
-            job.config.train.resume = True
+        _resume(jobs)
         return submitit.helpers.DelayedSubmission(self, jobs)
 
 
@@ -69,20 +70,32 @@ def submit(jobs: list[Job], sweep_dir: Path, folder: str, parameters: dict, max_
     return tasks
 
 
-def wait(tasks: list[submitit.Job]) -> list[JobReturn]:
+def wait(tasks: list[submitit.Job]) -> dict[int, JobReturn]:
     """Wait until no task of the array is queued or running; the JobReturns of the tasks that
-    returned (a task stopped or cancelled returns none: its runs' records say how they ended).
-    submitit's own result() would wait forever for a pending task that was cancelled."""
+    returned, by job number (a task stopped or cancelled returns none: its runs' records say how
+    they ended). submitit's own result() would wait forever for a pending task that was cancelled.
+    A queue that cannot be read (slurmctld restarting) is asked again, not taken for empty."""
     ids = {task.job_id for task in tasks}
-    while ids & set(queue_states(ids)):
+    while True:
+        try:
+            if not ids & set(queue_states(ids)):
+                break
+        except QueueUnreadable as err:
+            log.warning(f"{err}; asking again in {POLL_S} s")
         time.sleep(POLL_S)
-    results = []
+    results: dict[int, JobReturn] = {}
     for task in tasks:
         try:
-            results += task.results()[0] if task.paths.result_pickle.exists() else []
+            results |= task.results()[0] if task.paths.result_pickle.exists() else {}
         except Exception as err:  # the task raised (stopped by a signal, or crashed): its runs' records say
             log.info(f"SLURM task {task.job_id}: {' '.join(str(err).split())[:200]}")
     return results
+
+
+def _resume(jobs: list[Job]) -> None:
+    """Have each run continue from its own last.pt (a requeued task's)."""
+    for job in jobs:
+        job.config.train.resume = True
 
 
 def _entry(job: Job) -> dict:

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from hydra.core.utils import JobReturn
 from hydra.errors import OverrideParseException
 
-from initlab.sweep.queue import in_queue, queued_jobs
+from initlab.sweep.queue import in_queue, submitted, submitted_jobs
 from initlab.track.identity import as_overrides, identity, identity_from_name
-from initlab.track.records import read_summary, run_status
+from initlab.track.records import run_status
 
 COLUMNS = ["overrides", "status", "steps", "train/loss", "test/acc"]
 PROBLEMS = ("failed", "damaged", "stopped")  # listed with their error under the table
@@ -29,7 +30,8 @@ def job_table(sweep_dir: Path) -> pd.DataFrame:
     as the queue says (a requeued run waiting to resume too), with a row before their folder exists.
     """
     sweep_dir = Path(sweep_dir)
-    queued, states = queued_jobs(sweep_dir), in_queue(sweep_dir)
+    entries = submitted(sweep_dir)
+    queued, states = submitted_jobs(entries), in_queue(entries)
     rows = []
     folders = sorted((p.parents[1] for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=_grid_order)
     for job_dir in folders:
@@ -52,24 +54,23 @@ def _row(job_dir: Path, overrides: list[str] | None, summary: dict) -> dict:
             "error": summary.get("error") or summary.get("reason")}
 
 
-def outcome_table(jobs: list, results: list, done: dict, in_flight: dict[Path, str]) -> pd.DataFrame:
+def outcome_table(jobs: list, results: dict[int, JobReturn], done: dict[int, object],
+                  in_flight: dict[Path, str]) -> pd.DataFrame:
     """job_table's rows for the jobs of a grid just launched (initlab.sweep.compose.Job): from
-    the outcomes their launcher returned or that `done` (by job number) holds, without a file read
-    per job (a grid may hold thousands); the SLURM state of the folders `in_flight` (`pending`,
-    `running`); else from their summary.json (jobs that ran elsewhere, or were stopped), else
-    `not started`."""
+    the outcomes their launcher returned or that `done` holds (both by job number), without a
+    file read per job (a grid may hold thousands); the SLURM state of the folders `in_flight`
+    (`pending`, `running`); else from their records (jobs that ran elsewhere or in a worker, or
+    were stopped), else `not started`."""
     from initlab.train.pack import Outcome  # here: `sweep.py status` needs no torch
 
-    outcomes = {Path(r.working_dir): r._return_value for r in results
-                if r.working_dir is not None and isinstance(r._return_value, Outcome)}
+    outcomes = {num: r._return_value for num, r in results.items() if isinstance(r._return_value, Outcome)}
     rows = []
     for job in jobs:
         folder = job.dir.absolute()
-        outcome = outcomes.get(folder) or done.get(job.num)
+        outcome = outcomes.get(job.num) or done.get(job.num)
         summary = ({"status": outcome.status, "steps": outcome.steps, "reason": outcome.reason, **outcome.metrics}
                    if outcome is not None else {"status": in_flight[folder]} if folder in in_flight
-                   else read_summary(folder) if folder.is_dir() else None)
-        summary = summary or {"status": "not started" if not folder.is_dir() else "stopped"}
+                   else run_status(folder) if folder.is_dir() else {"status": "not started"})
         rows.append(_row(folder, as_overrides(identity(job.hydra["overrides"]["task"])), summary))
     return pd.DataFrame(rows, columns=["job", *COLUMNS, "dir", "error"])
 

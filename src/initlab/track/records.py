@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -74,36 +76,60 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         if together is None:
             os.replace(tmp, path)
         else:
-            together.append((tmp, path))
+            together.renames.append((tmp, path))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-_TOGETHER: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("durable_together", default=None)
+@dataclass
+class _Together:
+    renames: list[tuple[Path, Path]] = field(default_factory=list)  # (temporary file, the file it replaces)
+    appended: list[Path] = field(default_factory=list)  # files appended to that must reach the disk too
+
+    def flush(self) -> None:
+        """Every file on disk: one syncfs per file system for a batch, else an fsync each (a few
+        files: a whole file system's flush would wait for other programs' writes too)."""
+        files = [tmp for tmp, _ in self.renames] + self.appended
+        if len(files) >= SYNCFS_FROM and _SYNCFS:
+            for folder in {f.parent.stat().st_dev: f.parent for f in files}.values():
+                _syncfs(folder)
+            return
+        for file in files:
+            fd = os.open(file, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+_TOGETHER: ContextVar[_Together | None] = ContextVar("durable_together", default=None)
+SYNCFS_FROM = 8  # files: a batch this large is flushed with one syncfs
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+# syncfs(2) reports a failed writeback only since Linux 5.8: before, it cannot stand in for fsync
+_SYNCFS = _LIBC is not None and tuple(map(int, re.findall(r"\d+", platform.release())[:2])) >= (5, 8)
 
 
 @contextmanager
 def durable_together() -> Iterator[None]:
-    """Atomic writes inside made durable together: at the end one syncfs(2) puts every file
-    written inside on disk (metrics appended inside too), then each replaces its target, in
-    order. A pack's runs write one file of a kind each, at once: 64 fsyncs (~0.6 ms each on
-    this machine's disk) become one flush. If the block fails, no target is replaced and no
-    temporary file stays. Off Linux (no syncfs) each file is fsynced as it is written."""
-    if _LIBC is None or _TOGETHER.get() is not None:
+    """Atomic writes inside made durable together: at the end every file written inside is put on
+    disk at once (metrics appended inside too, through sync_metrics), then each replaces its
+    target, in order. A pack's runs write one file of a kind each, at once: 64 fsyncs (~0.6 ms
+    each on this machine's disk) become one syncfs. If the block fails, no target is replaced
+    and no temporary file stays; a rename that fails (a disk gone) leaves the ones before it done,
+    each file whole."""
+    if _TOGETHER.get() is not None:
         yield
         return
-    written: list[tuple[Path, Path]] = []
-    token = _TOGETHER.set(written)
+    together = _Together()
+    token = _TOGETHER.set(together)
     try:
         yield
-        for folder in {tmp.parent.stat().st_dev: tmp.parent for tmp, _ in written}.values():
-            _syncfs(folder)
-        for tmp, path in written:
+        together.flush()
+        for tmp, path in together.renames:
             os.replace(tmp, path)
     except BaseException:
-        for tmp, _ in written:
+        for tmp, _ in together.renames:
             tmp.unlink(missing_ok=True)
         raise
     finally:
@@ -225,7 +251,10 @@ class RunRecords:
     def sync_metrics(self) -> None:
         """Force metrics.jsonl to disk: a checkpoint must never be ahead of the metrics it continues.
         (Inside durable_together(), its flush, before any replacement, does it.)"""
-        if _TOGETHER.get() is None and self.metrics_path.exists():
+        together = _TOGETHER.get()
+        if together is not None and self.metrics_path.exists():
+            together.appended.append(self.metrics_path)
+        elif self.metrics_path.exists():
             fd = os.open(self.metrics_path, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -344,24 +373,30 @@ def lock_holder(run_dir: Path) -> str | None:
         os.close(fd)
 
 
-def check_run_dir(run_dir: Path) -> None:
+def check_run_dir(run_dir: Path, writable: set[Path] | None = None) -> None:
     """Raise a ConfigError if a run could not write into `run_dir`: another run is writing into
     it (RunDirBusy), or it (not made yet: the folder it would be made in) is not writable.
     Checked before Hydra starts, which writes .hydra/ and train.log into a run directory before
-    the run can take its lock, and fails with a traceback where it cannot."""
+    the run can take its lock, and fails with a traceback where it cannot. `writable`: folders
+    found writable already (a grid's jobs share the folder theirs are made in)."""
     if Path(run_dir).absolute() == Path.cwd():  # `hydra.run.dir=` too: Path("") is "."
         raise ConfigError("hydra.run.dir", str(run_dir), "a folder of its own: this would write into the current one")
-    check_writable("hydra.run.dir", Path(run_dir))
+    check_writable("hydra.run.dir", Path(run_dir), writable)
     if holder := lock_holder(run_dir):
         raise RunDirBusy.held_by(run_dir, holder)
 
 
-def check_writable(key: str, folder: Path) -> None:
-    """Raise a ConfigError (naming `key`) unless `folder` is, or can be made as, a writable folder."""
+def check_writable(key: str, folder: Path, writable: set[Path] | None = None) -> None:
+    """Raise a ConfigError (naming `key`) unless `folder` is, or can be made as, a writable folder;
+    the folder it was found writable in is added to `writable`, and one already there is not tried again."""
     existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if writable is not None and existing in writable:
+        return
     problem = "is not a folder" if not existing.is_dir() else None if _can_make_in(existing) else "is not writable"
     if problem:
         raise ConfigError(key, str(folder), f"{existing} {problem}; choose another folder")
+    if writable is not None:
+        writable.add(existing)
 
 
 def _can_make_in(folder: Path) -> bool:

@@ -1,14 +1,17 @@
 """Mirror a run's metrics to wandb; a wandb failure is logged and never stops the run."""
 
+import functools
 import logging
 import multiprocessing
 import netrc
 import os
 import secrets
+import signal
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from initlab.track.records import atomic_write
+from initlab.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 WANDB_ID = "wandb_id"  # in the run directory
@@ -62,7 +65,7 @@ class WandbMirror:
                  packed: bool = False) -> None:
         mode, hint = choose_mode(cfg.mode.value if cfg.mode else None)
         if hint:
-            log.info(hint)
+            _say_once(hint)
         self.key = _run_id(run_dir, resume)
         kwargs = dict(project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=cfg.name or name,
                       tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="create_new", id=self.key,
@@ -80,7 +83,13 @@ class WandbMirror:
         try:
             self.executor.submit(fn, *args)
         except (BrokenExecutor, RuntimeError) as err:  # the mirroring process died, or the interpreter is ending
-            log.warning("wandb mirroring stopped: %s", err)
+            _mirroring_stopped(err)
+
+
+@functools.cache
+def _say_once(hint: str) -> None:
+    """Log a hint once per process: a pack of 64 runs needs it once, not 64 times."""
+    log.info(hint)
 
 
 def wait_for_wandb() -> None:
@@ -90,7 +99,16 @@ def wait_for_wandb() -> None:
             try:
                 executor.submit(_noop).result()
             except BrokenExecutor as err:
-                log.warning("wandb mirroring stopped: %s", err)
+                _mirroring_stopped(err)
+
+
+def _mirroring_stopped(err: Exception) -> None:
+    """The mirroring process is gone (killed): say so once, and let the next packed run start
+    another. The runs' own records are complete without it."""
+    global _MIRROR_PROCESS
+    if _MIRROR_PROCESS is not None:
+        log.warning("wandb mirroring stopped: %s; the run records on disk are complete", err)
+        _MIRROR_PROCESS = None
 
 
 _MIRROR_THREAD = ThreadPoolExecutor(1, thread_name_prefix="initlab-wandb")
@@ -103,10 +121,22 @@ def _mirror_process() -> ProcessPoolExecutor:
     """The process that mirrors every packed run, in order (one worker), started once."""
     global _MIRROR_PROCESS
     if _MIRROR_PROCESS is None:
-        # at a lower priority: its work waits for the cores the pack leaves idle, not the pack for it
-        _MIRROR_PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
-                                              initargs=(MIRROR_NICENESS,))
+        # spawned: no torch threads or CUDA state inherited (it re-imports the __main__ module, train.py,
+        # as spawn does: a second or two of CPU once per process)
+        _MIRROR_PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_mirroring_process)
     return _MIRROR_PROCESS
+
+
+def _mirroring_process() -> None:
+    """The mirroring process, before any call: at a lower priority (its work waits for the cores
+    the pack leaves idle, not the pack for it); deaf to the signals meant for the runs (Ctrl-C,
+    SLURM's SIGTERM and SIGUSR2: the runs' own process stops them and finishes their wandb runs
+    through it); gone with that process (even SIGKILLed, on Linux)."""
+    os.nice(MIRROR_NICENESS)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)
 
 
 def _start(key: str, mode: str, kwargs: dict, settings: dict) -> None:
