@@ -25,7 +25,7 @@ from initlab.errors import ConfigError
 from initlab.init.schemes import SCHEMES
 from initlab.sweep.plan import plan_sweep
 from initlab.track.records import RunRecords
-from initlab.validate import SEED_RANGE, validate
+from initlab.validate import SEED_RANGE, check_protocol, validate
 from sweeps import train_main
 
 register_configs()
@@ -409,3 +409,15 @@ def test_a_job_folder_that_cannot_be_written_stops_the_grid_before_any_job(read_
     args = ["experiment=smoke", f"hydra.sweep.dir={read_only}"]
     assert exit_code(sweep_script["main"], args) == 2
     assert "is not writable" in (line := one_error_line(capfd.readouterr().err)) and "(job #0: " in line
+
+
+def test_a_protocol_is_checked_against_its_schema():
+    """Each entry says all it must, and a pre-sweep's rule names a final metric the runs record."""
+    selection = {"key": "optim.lr", "metric": "train/los", "goal": "min", "used_by": "he2015"}
+    with pytest.raises(ConfigError, match=r"selects\[0\]\.metric.*train/los.*did you mean train/loss"):
+        check_protocol({"selects": [selection]})
+    with pytest.raises(ConfigError, match=r"selects\[0\]\.goal"):
+        check_protocol({"selects": [selection | {"metric": "train/loss", "goal": "lowest"}]})
+    with pytest.raises(ConfigError, match=r"chooses\[0\]\.before_grid"):
+        check_protocol({"chooses": [{"key": "optim.lr", "rule": "r", "criterion": "c"}]})
+    check_protocol({"selects": [selection | {"metric": "train/loss"}]})

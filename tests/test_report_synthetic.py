@@ -17,7 +17,7 @@ from initlab.report.overlay import Overlay
 from initlab.report.plots import figures
 from initlab.report.plots.heatmaps import _position, _scale, cell_text
 from initlab.report.plots.layout import MAX_LINES, layout
-from initlab.report.protocol import protocol_section
+from initlab.report.protocol import protocol_section, select
 from initlab.report.stats import Estimate
 from initlab.report.trainability import TrainabilityMap
 from initlab.report.verdict import Verdict
@@ -121,6 +121,21 @@ def test_protocol_prints_what_the_runs_had_and_where_it_falls_short():
     assert "k is declared to be fitted on seeds [0, 1] and scored on [2, 3], but this sweep ran seeds [0, 1]" in text
     empty = "\n".join(protocol_section(sweep_of({"init": ["xavier", "kaiming"]}, seeds=(0,))))
     assert "These runs declare no protocol" in empty
+
+
+def test_a_presweep_chooses_by_its_declared_rule_and_a_rate_with_a_diverged_run_is_not_eligible():
+    protocol = {"takes": [], "changes": [], "chooses": [], "fits": [],
+                "selects": [{"key": "optim.lr", "metric": "train/loss", "goal": "min", "used_by": "main"}]}
+    sweep = sweep_of({"optim.lr": [0.001, 0.01, 0.1]}, seeds=(100, 101), protocol=protocol)
+    loss = {0.001: 1.5, 0.01: 0.9, 0.1: 0.2}
+    sweep.jobs["train/loss"] = [loss[lr] + 0.01 * seed for lr, seed in zip(sweep.jobs["optim.lr"], sweep.jobs["seed"])]
+    assert select(sweep, protocol["selects"][0])[0] == 0.1
+    sweep.jobs.loc[(sweep.jobs["optim.lr"] == 0.1) & (sweep.jobs["seed"] == 101), "status"] = "diverged"
+    chosen, scores = select(sweep, protocol["selects"][0])
+    assert chosen == 0.01 and scores[0.1][1] == 1 and scores[0.01][0].n == 2
+    text = "\n".join(protocol_section(sweep))
+    assert "**Pre-sweep for `main`**" in text and "Chosen: `optim.lr` = 0.01." in text
+    assert "| `0.01` | 1.9" in text and "| 0 | **chosen** |" in text and "| `0.1` | 1.2" in text
 
 
 def test_glorot_claims_use_the_values_after_the_nonlinearity_where_recorded():

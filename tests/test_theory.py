@@ -25,6 +25,20 @@ def test_second_moment_closed_forms(q):
     assert second_moment("erf", q) == pytest.approx(2 / math.pi * math.asin(2 * q / (1 + 2 * q)), rel=1e-13)
 
 
+@pytest.mark.parametrize("q", [0.05, 1.0, 9.0])
+def test_softsign_moments_against_mpmath_quadrature(q):
+    """softsign(u) = u / (1 + |u|), Glorot & Bengio 2010's third activation: its second moment and
+    E[phi'(u)^2] = E[(1 + |u|)^-4], which sets chi_1, by mpmath's adaptive quadrature (split at 0, where
+    phi'' jumps) against initlab's split Gauss-Legendre."""
+    def gauss(f):
+        density = lambda u: mpmath.exp(-u * u / (2 * q)) / mpmath.sqrt(2 * mpmath.pi * q)
+        return float(2 * mpmath.quad(lambda u: f(u) * density(u), [0, mpmath.inf]))
+
+    assert second_moment("softsign", q) == pytest.approx(gauss(lambda u: (u / (1 + u)) ** 2), rel=1e-12)
+    act = Activation("softsign")
+    assert float(expect(lambda u: act.d1(u) ** 2, q)) == pytest.approx(gauss(lambda u: (1 + u) ** -4), rel=1e-12)
+
+
 @pytest.mark.parametrize("sigma_w2, sigma_b2", [(1.5, 0.1), (0.5, 0.3)])
 def test_relu_and_linear_closed_forms(sigma_w2, sigma_b2):
     relu = mean_field("relu", sigma_w2, sigma_b2)

@@ -42,6 +42,7 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
         ActivationSpec("tanh", lambda s: nn.Tanh(), "tanh"),
         ActivationSpec("sigmoid", lambda s: nn.Sigmoid(), "sigmoid"),
         ActivationSpec("erf", lambda s: Erf(), None),
+        ActivationSpec("softsign", lambda s: nn.Softsign(), None),  # x / (1 + |x|): Glorot & Bengio 2010's third
         ActivationSpec("selu", lambda s: nn.SELU(), "selu"),
         ActivationSpec("gelu", lambda s: nn.GELU(), None),
         ActivationSpec("silu", lambda s: nn.SiLU(), None),

@@ -172,6 +172,22 @@ class Choice:
     criterion: str = MISSING  # what picks the value
     seeds: list[int] = field(default_factory=list)  # the seeds the rule ran on
     before_grid: bool = MISSING  # false: chosen after the main grid's results were seen
+    presweep: str | None = None  # the named experiment that ran the rule (its report states the value it picks)
+
+
+class Goal(str, Enum):
+    min = "min"
+    max = "max"
+
+
+@dataclass
+class Selection:
+    """A pre-sweep's rule, stated before it runs: the value of the grid axis `key` whose runs have the
+    best mean final `metric`; a value at which any run diverged or failed is not eligible."""
+    key: str = MISSING  # a grid axis of the pre-sweep, e.g. optim.lr
+    metric: str = MISSING  # a final metric, e.g. train/loss
+    goal: Goal = MISSING
+    used_by: str = MISSING  # the named experiment whose grid takes the value
 
 
 @dataclass
@@ -193,6 +209,7 @@ class Protocol:
     changes: list[Departure] = field(default_factory=list)
     chooses: list[Choice] = field(default_factory=list)
     fits: list[Fit] = field(default_factory=list)
+    selects: list[Selection] = field(default_factory=list)  # a pre-sweep's rules
 
 
 # One schema per builder in initlab.models.BUILDERS, under the builder's name.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
@@ -29,6 +29,7 @@ from initlab.init.fan import FanMode
 from initlab.init.gain import Gain, resolve_gain
 from initlab.init.schemes import SCHEMES
 from initlab.models import BUILDERS, ResNet, build_model
+from initlab.track.records import FINAL_METRICS
 
 SEED_RANGE = (-0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF)  # what torch.manual_seed accepts
 INFINITE_OK = {"train.diverge_loss"}  # inf: only a non-finite loss counts as diverged
@@ -88,14 +89,27 @@ def check_protocol(protocol) -> None:
     (initlab.config.Protocol): known keys, right types, every required field given."""
     if protocol is None:
         return
-    try:
-        checked = OmegaConf.merge(OmegaConf.structured(Protocol), protocol)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"hydra.sweeper.protocol.{err.full_key}", err.value if hasattr(err, "value") else None,
-                          str(err.msg).splitlines()[0]) from None
-    missing = sorted(_missing_keys(checked, "hydra.sweeper.protocol"))
+    prefix = "hydra.sweeper.protocol"
+    for part, entries in dict(protocol).items():  # list entries first, one by one: OmegaConf's errors drop the index
+        field_type = Protocol.__dataclass_fields__[part].type if part in Protocol.__dataclass_fields__ else None
+        if isinstance(entries, (list, ListConfig)) and getattr(field_type, "__origin__", None) is list:
+            for i, entry in enumerate(entries):
+                _merged(field_type.__args__[0], entry, f"{prefix}.{part}[{i}]")
+    checked = _merged(Protocol, protocol, prefix)
+    missing = sorted(_missing_keys(checked, prefix))
     if missing:
         raise ConfigError(missing[0], "???", "required: every entry of a protocol says it (initlab.config.Protocol)")
+    for i, selection in enumerate(checked.selects):
+        if selection.metric not in FINAL_METRICS:
+            raise ConfigError(f"{prefix}.selects[{i}].metric", selection.metric, choices(FINAL_METRICS, selection.metric))
+
+
+def _merged(schema: type, value, prefix: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), value)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{prefix}.{err.key if err.key is not None else err.full_key}",
+                          err.value if hasattr(err, "value") else None, str(err.msg).splitlines()[0]) from None
 
 
 def _missing_keys(node, prefix: str):

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 
 from initlab.report.load import Sweep
+from initlab.report.stats import Estimate
 from initlab.report.tables import table
 
 TRAINING = ("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay", "optim.schedule", "train.steps")
@@ -36,7 +37,7 @@ def fit_declaration(sweep: Sweep, quantity: str) -> dict | None:
 def protocol_section(sweep: Sweep) -> list[str]:
     protocol, others = read_protocol(sweep)
     lines = ["## Protocol", ""]
-    if not any(protocol.get(part) for part in ("takes", "changes", "chooses", "fits")):
+    if not any(protocol.get(part) for part in ("takes", "changes", "chooses", "fits", "selects")):
         return lines + ["These runs declare no protocol (`hydra.sweeper.protocol` in the experiment's config): nothing "
                         "says which settings come from a paper, or how the free hyperparameters were chosen.", ""]
     lines += ["Declared by the experiment's config (`hydra.sweeper.protocol`) and recorded in each job's "
@@ -52,9 +53,11 @@ def protocol_section(sweep: Sweep) -> list[str]:
                      for c in protocol["changes"]])
     lines += _table("Free hyperparameters: how each is chosen",
                     ["setting", "these runs", "rule", "criterion", "seeds the rule used", "fixed before the main grid"],
-                    [[f"`{c['key']}`", _values(sweep, [c["key"]]), c["rule"], c["criterion"],
+                    [[f"`{c['key']}`", _values(sweep, [c["key"]]), _rule(c), c["criterion"],
                       _seeds(c.get("seeds")), "yes" if c["before_grid"] is True else "**no**"]
                      for c in protocol["chooses"]])
+    for selection in protocol.get("selects") or []:
+        lines += _selection_table(sweep, selection)
     lines += _table("Fitted quantities", ["quantity", "fitted on seeds", "scored on seeds", "seeds in this sweep"],
                     [[f["quantity"], _seeds(f["fit_seeds"]), _seeds(f["score_seeds"]), _seeds(_grid_seeds(sweep))]
                      for f in protocol["fits"]])
@@ -67,6 +70,8 @@ def _shortfalls(sweep: Sweep, protocol: dict) -> list[str]:
     grid = set(_grid_seeds(sweep))
     warnings = []
     for choice in protocol["chooses"]:
+        if choice["key"] in sweep.axes:  # swept here (a pre-sweep): nothing was chosen for these runs
+            continue
         if choice["before_grid"] is not True:
             warnings.append(f"`{choice['key']}` was chosen after the main grid's results were seen, not by a rule fixed "
                             "before it: the runs' verdicts are not independent of that choice.")
@@ -83,6 +88,38 @@ def _shortfalls(sweep: Sweep, protocol: dict) -> list[str]:
             warnings.append(f"{fit['quantity']} is declared to be fitted on seeds {fit['fit_seeds']} and scored on "
                             f"{fit['score_seeds']}, but this sweep ran seeds {sorted(grid)}: it is not fitted here.")
     return warnings
+
+
+def select(sweep: Sweep, selection: dict) -> tuple[object, dict[object, tuple[Estimate, int]]]:
+    """A pre-sweep's rule applied to its runs: per value of the key, the estimate of the metric over its
+    completed runs and how many of its runs did not complete; and the chosen value (None if none is
+    eligible: a value is only where every one of its runs completed)."""
+    key, metric = selection["key"], selection["metric"]
+    scores = {value: (Estimate.of(runs.loc[runs["status"] == "completed", metric]),
+                      int((runs["status"] != "completed").sum()))
+              for value, runs in sweep.jobs.groupby(key, sort=True)}
+    eligible = [value for value, (score, unfinished) in scores.items() if not unfinished and score.n]
+    pick = min if selection["goal"] == "min" else max
+    return pick(eligible, key=lambda value: scores[value][0].mean, default=None), scores
+
+
+def _selection_table(sweep: Sweep, selection: dict) -> list[str]:
+    key, metric, goal = selection["key"], selection["metric"], selection["goal"]
+    if key not in sweep.axes:
+        return [f"**Pre-sweep**: the rule chooses `{key}`, which is not an axis of this grid: nothing to choose from.", ""]
+    chosen, scores = select(sweep, selection)
+    rows = [[f"`{value}`", score.text(), unfinished, "**chosen**" if value == chosen else ""]
+            for value, (score, unfinished) in scores.items()]
+    verdict = (f"`{key}` = {chosen}" if chosen is not None else "no value: every one had a run that did not complete")
+    return [f"**Pre-sweep for `{selection['used_by']}`**: the value of `{key}` with the {goal}imum mean final "
+            f"`{metric}` over all its runs, among values whose every run completed. Chosen: {verdict}.", "",
+            *table([f"`{key}`", f"final `{metric}`", "runs not completed", ""], rows), ""]
+
+
+def _rule(choice: dict) -> str:
+    presweep = choice.get("presweep")
+    return choice["rule"] + (f" (the pre-sweep `experiment={presweep}`, its report: `results/{presweep}/report.md`)"
+                             if presweep else "")
 
 
 def _table(title: str, head: list[str], rows: list[list]) -> list[str]:
