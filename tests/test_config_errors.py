@@ -21,6 +21,7 @@ from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.config import register_configs
 from initlab.data import Data
 from initlab.data.batches import Batches
+from initlab.data.sources import SYSTEM_ROOT
 from initlab.errors import ConfigError
 from initlab.init.schemes import SCHEMES
 from initlab.sweep.plan import plan_sweep
@@ -262,25 +263,39 @@ def test_train_py_prints_one_line_exits_2_and_creates_nothing(tmp_path, args, sa
     assert not any(tmp_path.iterdir())
 
 
-def test_a_missing_dataset_is_one_line_naming_all_three_remedies(tmp_path):
-    proc = train(tmp_path, "dataset=cifar100", "data.root=/nonexistent", "data.download=false", "train.steps=1",
-                 check=False)
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # every download refused
+
+
+@pytest.mark.skipif((SYSTEM_ROOT / "mnist").exists(), reason="a system copy of MNIST is installed")
+def test_a_dataset_found_nowhere_is_one_line_naming_the_offline_choice_and_leaves_nothing(tmp_path):
+    """No folder of the run's, no empty folder of torchvision's download: nothing could run."""
+    proc = train(tmp_path / "run", "dataset=mnist", f"data.root={tmp_path / 'data'}", env=OFFLINE, check=False)
     assert proc.returncode == 2
     line = one_error_line(proc.stderr)
-    assert "data.root='/nonexistent'" in line and "/usr/share/datasets/cifar-100" in line and "download" in line
-    assert (tmp_path / "summary.json").exists()  # the failed run is recorded, not lost
+    assert "dataset 'mnist' not found" in line and "the download failed (urlopen error" in line
+    assert "offline, use dataset=fashion_mnist" in line and "/usr/share/datasets" not in line
+    assert not any(tmp_path.iterdir())
+    train(tmp_path / "init_only", "dataset=mnist", f"data.root={tmp_path / 'data'}", "train.steps=0", env=OFFLINE)
+    assert not (tmp_path / "data").exists()  # an init-only run reads no data: it runs offline
 
 
-def test_the_debian_package_is_named_only_where_one_exists(tmp_path, monkeypatch):
+def test_the_system_folder_and_debian_package_are_named_only_where_one_exists(tmp_path, monkeypatch):
     from initlab.data import sources
     from initlab.errors import DataError
 
-    monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")  # as on a machine without it
-    with pytest.raises(DataError, match=r"apt-get install dataset-fashion-mnist"):
+    system = tmp_path / "system"
+    monkeypatch.setattr(sources, "SYSTEM_ROOT", system)  # as on a machine without the package
+    with pytest.raises(DataError) as err:
         sources.open_split("fashion_mnist", str(tmp_path / "root"), True, download=False)
+    assert f"nor in {system / 'fashion-mnist'}, and data.download=false; apt-get install dataset-fashion-mnist" in str(
+        err.value)
     with pytest.raises(DataError) as err:
         sources.open_split("cifar10", str(tmp_path / "root"), True, download=False)
-    assert "apt-get" not in str(err.value) and "system" in str(err.value)
+    assert str(system) not in str(err.value)
+    assert "offline, use dataset=fashion_mnist (apt-get install dataset-fashion-mnist)" in str(err.value)
+    (system / "fashion-mnist").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"offline, use dataset=fashion_mnist \(installed\)"):
+        sources.open_split("cifar10", str(tmp_path / "root"), True, download=False)
 
 
 # --- the scripts -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Command lines checked before anything runs: every user mistake is one line on stderr, exit code 2.
 
 `check_train_command(argv)` runs before train.py's @hydra.main. It composes the config as
-Hydra will and validates it, so no run directory is created and no data loaded for a mistake.
+Hydra will and validates it, so no run directory is created and no data loaded for a mistake;
+a lone run's dataset is found (or downloaded) there too, so a run that cannot start leaves nothing.
 For a multirun it composes the sweep's own config (what every job shares); initlab's sweeper
 then composes and validates every job before the first starts (initlab.sweep.plan). Hydra's
 own flags keep their meaning: --help, --hydra-help, --info and --shell-completion pass through unchecked, --cfg only has its
@@ -21,7 +22,7 @@ from hydra._internal.utils import get_args_parser  # Hydra's own parser: argv re
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
-from initlab.errors import ConfigError, did_you_mean
+from initlab.errors import ConfigError, DataError, did_you_mean
 from initlab.sweep.plan import CONF, compose_sweep
 from initlab.track.records import check_run_dir
 from initlab.validate import validate
@@ -52,14 +53,17 @@ def check_train_command(argv: list[str]) -> None:
         if args.cfg is None:
             validate(cfg)
             check_run_dir(Path(cfg.hydra.run.dir))
+            _check_data(cfg)
 
 
 @contextmanager
 def one_line_errors(overrides: list[str] = ()) -> Iterator[None]:
-    """Turn a user mistake raised inside (a ConfigError, or Hydra's error while composing
-    `overrides`) into `error: <one line>` on stderr and exit code 2."""
+    """Turn a user mistake raised inside (a ConfigError, Hydra's error while composing
+    `overrides`, a dataset that cannot be read) into `error: <one line>` on stderr and exit code 2."""
     try:
         yield
+    except DataError as err:  # a dataset not found (or unsafe): already one line
+        fail(str(err))
     except (ConfigError, *COMPOSE_ERRORS) as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -105,6 +109,17 @@ def _check_flags(args: argparse.Namespace) -> None:
         fail(f"{' and '.join(given)} cannot be combined; use one of {', '.join(commands)}")
     if args.resolve and args.cfg is None and not args.help:
         fail("--resolve works only with --cfg or --help")
+
+
+def _check_data(cfg) -> None:
+    """A lone run's dataset, found or downloaded before Hydra makes the run's folder: a run that
+    cannot load its data leaves no folder behind. (A grid's jobs each fail on their own: the
+    others may run.)"""
+    from initlab.data import check_available  # torch: only for a command that runs
+    from initlab.run import loads_data
+
+    if loads_data(cfg):
+        check_available(cfg.data)
 
 
 def _refuse_sweeps(overrides: list[str]) -> None:

@@ -137,7 +137,7 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
     data_driven = [SCHEMES[m.cfg.init.scheme].data_driven for m in members]
     trains = bool(cfg.train.steps or cfg.train.epochs)
     try:
-        data = load_data(cfg.data, torch.device(device)) if trains or any(data_driven) else None
+        data = load_data(cfg.data, torch.device(device)) if any(loads_data(m.cfg) for m in members) else None
         with durable_together():
             for m, lsuv in zip(members, data_driven):
                 with m.records.train_log(console=not m.packed):
@@ -178,6 +178,11 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
     for m in members:
         with m.records.train_log(console=not m.packed):
             log_outcome(m)
+
+
+def loads_data(cfg) -> bool:
+    """Whether a run reads its dataset: it trains, or its init is data-driven (LSUV)."""
+    return bool(cfg.train.steps or cfg.train.epochs) or SCHEMES[cfg.init.scheme].data_driven
 
 
 def _mirror(m: Member, group: str | None):

@@ -71,6 +71,18 @@ def load_data(cfg, device: torch.device) -> Data:
     return Data(normalise(x_train), y_train.to(device), normalise(x_test), y_test.to(device))
 
 
+def check_available(cfg) -> None:
+    """Raise DatasetNotFound (one line) unless the `data` config's dataset can be read here,
+    downloading it where allowed: train.py checks this before a run makes its folder, so a run
+    that cannot start leaves nothing behind. Reads the smaller split, the test split: every
+    source holds both (data.root and the system folder hold the dataset's files; torchvision
+    downloads all of them at once)."""
+    if cfg.name.value != "synthetic":
+        from initlab.data.sources import open_split  # torchvision: seconds to import
+
+        open_split(cfg.name.value, cfg.root, train=False, download=cfg.download)
+
+
 def _split_tensors(dataset) -> tuple[Tensor, Tensor]:
     """uint8 images as float [N, C, H, W] in [0, 1], labels as int64."""
     images = torch.as_tensor(np.asarray(dataset.data))

@@ -7,6 +7,8 @@ unpickler, never plain pickle.load: a data file must not be able to run code).
 
 import logging
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -123,21 +125,62 @@ def open_split(name: str, root: str, train: bool, download: bool):
             return source()
         except (RuntimeError, FileNotFoundError):
             continue
+    failure = None
     if download:
         try:
-            return cls(root, train=train, download=True)
+            with _removed_if_left_empty(_download_folder(cls, root)):
+                return cls(root, train=train, download=True)
         except Exception as err:  # network errors come in many types; all mean "not here"
-            log.warning("download of %s failed: %s", name, err)
-    raise DatasetNotFound(
-        f"dataset {name!r} not found: put it under data.root={root!r} (torchvision layout), "
-        f"put a system copy in {system_dir}{_debian_hint(name)}, "
-        f"or go online and keep data.download=true so torchvision downloads it"
-    )
+            failure = _last_line(err)
+    raise DatasetNotFound(_not_found(name, root, system_dir, failure))
 
 
-def _debian_hint(name: str) -> str:
+def _not_found(name: str, root: str, system_dir: Path, failure: str | None) -> str:
+    """One line: where the dataset was looked for, why it was not downloaded, and what to do,
+    offline first (this project's machines have no internet but Debian's packages)."""
     package = DEBIAN_PACKAGES.get(name)
-    return f" (apt-get install {package})" if package else ""
+    looked = f"not under data.root={root!r}" + (f" nor in {system_dir}" if package else "")
+    why = f"the download failed ({failure})" if failure else "data.download=false"
+    remedies = [f"apt-get install {package}" if package else f"offline, use {_offline_choices()}",
+                "online, " + ("run again" if failure else "set data.download=true"),
+                "or put its files under data.root in torchvision's layout"]
+    return f"dataset {name!r} not found: {looked}, and {why}; {'; '.join(remedies)}"
+
+
+def _offline_choices() -> str:
+    """The datasets Debian packages, each marked installed or with its install command."""
+    def how(name: str, package: str) -> str:
+        return "installed" if (SYSTEM_ROOT / TORCHVISION[name][1]).is_dir() else f"apt-get install {package}"
+
+    return " or ".join(f"dataset={name} ({how(name, package)})" for name, package in DEBIAN_PACKAGES.items())
+
+
+def _last_line(err: Exception) -> str:
+    """The cause of a failed download, in one line: torchvision's message lists every mirror it
+    tried (six lines for MNIST); its last line is the error itself, e.g. no network."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__).strip("<>")
+
+
+def _download_folder(cls, root: str) -> Path:
+    """Where torchvision downloads `cls` to (MNIST's family: root/<Class>/raw; CIFAR: root)."""
+    return Path(root) / cls.__name__ / "raw" if issubclass(cls, datasets.MNIST) else Path(root)
+
+
+@contextmanager
+def _removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """torchvision makes the download folder before it fetches anything: if the download fails,
+    the folders it made are removed again where still empty, so a failed attempt leaves nothing."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for path in made:
+            try:
+                path.rmdir()
+            except OSError:  # something was written into it: kept
+                break
+        raise
 
 
 def _from_system(cls, system_dir: Path, root: str, train: bool):
