@@ -76,7 +76,8 @@ def _claims(claims: list[Claim]) -> list[str]:
     rows = [[c.claim, c.test or "–", c.evidence, f"**{c.verdict.value}**" + (f"<br>{c.basis()}" if c.basis() else "")]
             for c in claims]
     return ["## Claims and this reproduction", "",
-            "Each claim's test (its thresholds and tolerances) is fixed in the report's code, before any run.", "",
+            "Each claim's test (its thresholds and tolerances) is a constant of the report's code, committed before "
+            "the main grid ran (`git log src/initlab/report/claims/` dates it).", "",
             *table(["claim", "test", "evidence (from the runs)", "verdict"], rows), ""]
 
 
