@@ -193,6 +193,29 @@ def test_wandb_offline_mirrors_the_metric_keys(tmp_path, data_root, monkeypatch)
     assert state["state"] == "finished" and state["project"] == "initlab-test"
 
 
+def test_a_run_ends_with_one_line_naming_its_status_folder_and_exact_wandb_sync_command(tmp_path, data_root,
+                                                                                       monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO, logger="initlab"):
+        run_in_process(tmp_path / "runs" / "a", f"data.root={data_root}", *SMALL_MLP, "train.steps=5", "logger=wandb",
+                       "logger.project=initlab-test")
+    [offline] = (tmp_path / "runs" / "a" / "wandb").glob("offline-run-*")
+    last = _last_line(caplog)
+    assert last.startswith("completed after 5 steps: train/loss=") and "; records in runs/a; " in last
+    assert last.endswith(f"; upload to wandb with: wandb sync runs/a/wandb/{offline.name}")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="initlab"), pytest.raises(Exception, match="different config"):
+        run_in_process(tmp_path / "runs" / "a", f"data.root={data_root}", *SMALL_MLP, "train.steps=5", "seed=1",
+                       "train.resume=true")
+    last = _last_line(caplog)
+    assert last.startswith("failed after 0 steps (NotThisRun: ") and last.endswith("; records in runs/a")
+
+
+def _last_line(caplog) -> str:
+    return [r for r in caplog.records if r.name == "initlab"][-1].getMessage()  # wandb logs records of its own
+
+
 @pytest.mark.slow  # a Hydra multirun in a subprocess; tests/test_sweep.py runs grids by default
 def test_multirun_gives_each_job_its_own_folder_and_wandb_run(tmp_path, data_root):
     proc = subprocess.run(

@@ -21,7 +21,8 @@ from initlab.init.table import format_table
 from initlab.models import build_model
 from initlab.theory import run_jacobian, run_theory
 from initlab.track.identity import OPERATIONAL
-from initlab.track.records import FINAL_METRICS, DamagedRecord, RunRecords, durable_together, provenance, read_config
+from initlab.track.records import (FINAL_METRICS, DamagedRecord, RunRecords, durable_together, provenance, read_config,
+                                   shown)
 from initlab.track.wandb_mirror import NoMirror, WandbMirror, wait_for_wandb
 from initlab.train.loop import Member, Outcome, train
 from initlab.train.preemption import StopRequest
@@ -107,7 +108,9 @@ def _interrupt_all(members: dict[int, Member], results: list, reason: str, start
     """End the started runs that will not train now as `interrupted`: resumable from where they are."""
     for i, m in members.items():
         m.outcome.end("interrupted", m.outcome.steps, reason)
-        close_run(m.records, NoMirror(), run_summary(m.outcome, started, m.device))
+        summary = run_summary(m.outcome, started, m.device)
+        close_run(m.records, NoMirror(), summary)
+        log_end(m.records, summary, NoMirror(), console=not m.packed)
         results[i] = m.outcome
 
 
@@ -126,7 +129,9 @@ def _prepare(cfg, records: RunRecords, held: ExitStack, started: float, packed: 
             model, init_records = build_initialised(cfg, settings)
         return Member(cfg, records, outcome, model, str(settings.device), init_records, packed=packed)
     except BaseException as err:
-        record_failure(records, NoMirror(), failure_summary(records, outcome, err, started, None))
+        summary = failure_summary(records, outcome, err, started, None)
+        record_failure(records, NoMirror(), summary)
+        log_end(records, summary, NoMirror(), console=not packed)
         raise
 
 
@@ -164,20 +169,22 @@ def _run(members: list[Member], group: str | None, started: float, stop: StopReq
     except BaseException as err:
         for m in members:
             if m.outcome.status in ("completed", "diverged"):  # ended before the error: kept as it ended
-                close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | pack)
-                continue
-            m.error = err
-            summary = failure_summary(m.records, m.outcome, err, started, device) | pack
-            record_failure(m.records, m.mirror, summary)
+                summary = run_summary(m.outcome, started, device) | pack
+                close_run(m.records, m.mirror, summary)
+            else:
+                m.error = err
+                summary = failure_summary(m.records, m.outcome, err, started, device) | pack
+                record_failure(m.records, m.mirror, summary)
+            log_end(m.records, summary, m.mirror, console=not m.packed)
         if not isinstance(err, Exception):
             raise
         return
+    summaries = [run_summary(m.outcome, started, device) | pack for m in members]
     with durable_together():
-        for m in members:
-            close_run(m.records, m.mirror, run_summary(m.outcome, started, device) | pack)
-    for m in members:
-        with m.records.train_log(console=not m.packed):
-            log_outcome(m)
+        for m, summary in zip(members, summaries):
+            close_run(m.records, m.mirror, summary)
+    for m, summary in zip(members, summaries):
+        log_end(m.records, summary, m.mirror, console=not m.packed)
 
 
 def loads_data(cfg) -> bool:
@@ -255,13 +262,18 @@ def _probe_inputs(m: Member, data: Data | None) -> Tensor:
     return torch.randn(JACOBIAN_INPUTS, *shape, generator=torch.Generator().manual_seed(m.cfg.seed)).to(m.device)
 
 
-def log_outcome(m: Member) -> None:
-    outcome = m.outcome
-    measured = ", ".join(f"{k}={v:.4g}" for k, v in _final_metrics(outcome.metrics).items() if v is not None)
-    log.info("%s: %s after %d steps%s%s", m.records.dir.name, outcome.status, outcome.steps,
-             f" ({outcome.reason})" if outcome.reason else "", f": {measured}" if measured else "")
-    if outcome.steps == 0 and outcome.status == "completed":
-        log.info("train.steps=0: initialised only; records in %s", m.records.dir)
+def log_end(records: RunRecords, summary: dict, mirror, console: bool = True) -> None:
+    """The run's last line, in its train.log and (unless not `console`: a packed run's) on the
+    console: status, steps and why it stopped, final metrics, its folder, and where its wandb run
+    is (the exact `wandb sync` command of an offline run). The line a user needs next."""
+    status, steps = summary["status"], summary["steps"]
+    initialised_only = status == "completed" and steps == 0
+    why = summary.get("reason") or summary.get("error") or ("initialised only" if initialised_only else None)
+    measured = ", ".join(f"{k}={summary[k]:.4g}" for k in FINAL_METRICS if summary.get(k) is not None)
+    parts = [f"{status} after {steps} steps" + (f" ({why})" if why else "") + (f": {measured}" if measured else ""),
+             f"records in {shown(records.dir)}", mirror.where()]
+    with records.train_log(console=console):
+        log.info("; ".join(part for part in parts if part))
 
 
 class NotThisRun(ConfigError):

@@ -373,6 +373,12 @@ def lock_holder(run_dir: Path) -> str | None:
         os.close(fd)
 
 
+def shown(path: Path) -> str:
+    """`path` as a user at this prompt would type it: relative to the current folder when inside it."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def check_run_dir(run_dir: Path, writable: set[Path] | None = None) -> None:
     """Raise a ConfigError if a run could not write into `run_dir`: another run is writing into
     it (RunDirBusy), or it (not made yet: the folder it would be made in) is not writable.

@@ -7,10 +7,10 @@ import netrc
 import os
 import secrets
 import signal
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from initlab.track.records import atomic_write
+from initlab.track.records import atomic_write, shown
 from initlab.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def choose_mode(configured: str | None) -> tuple[str, str | None]:
         return os.environ["WANDB_MODE"], None
     if _has_credentials():
         return "online", None
-    return "offline", "wandb: no credentials, logging offline; upload later with `wandb sync <run_dir>/wandb/offline-run-*`"
+    return "offline", "wandb: no credentials, logging offline; each run's last line gives the `wandb sync` command"
 
 
 def _has_credentials() -> bool:
@@ -71,7 +71,8 @@ class WandbMirror:
                       tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="create_new", id=self.key,
                       resume="allow")
         self.executor = _mirror_process() if packed else _MIRROR_THREAD
-        self._submit(_start, self.key, mode, kwargs, dict(silent=True, **(PACKED_SETTINGS if packed else {})))
+        self.started = self._submit(_start, self.key, mode, kwargs,
+                                    dict(silent=True, **(PACKED_SETTINGS if packed else {})))
 
     def log(self, record: dict) -> None:
         self._submit(_log, self.key, record)
@@ -79,11 +80,21 @@ class WandbMirror:
     def finish(self, summary: dict) -> None:
         self._submit(_finish, self.key, summary)
 
-    def _submit(self, fn, *args) -> None:
+    def where(self) -> str | None:
+        """Where the wandb run is, for the run's last line: the exact command that uploads an
+        offline run, an online run's page; None where wandb is disabled or failed to start.
+        Waits for wandb to have started the run (long done by the time a run ends)."""
         try:
-            self.executor.submit(fn, *args)
+            return self.started.result() if self.started is not None else None
+        except BrokenExecutor:
+            return None
+
+    def _submit(self, fn, *args) -> Future | None:
+        try:
+            return self.executor.submit(fn, *args)
         except (BrokenExecutor, RuntimeError) as err:  # the mirroring process died, or the interpreter is ending
             _mirroring_stopped(err)
+            return None
 
 
 @functools.cache
@@ -139,19 +150,25 @@ def _mirroring_process() -> None:
     die_with_parent(signal.SIGKILL)
 
 
-def _start(key: str, mode: str, kwargs: dict, settings: dict) -> None:
+def _start(key: str, mode: str, kwargs: dict, settings: dict) -> str | None:
+    """Open the wandb run; return where it is (WandbMirror.where)."""
     try:
         import wandb  # here, not at the top: runs with logger=none never pay for the import
 
         try:
-            _RUNS[key] = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, **settings), **kwargs)
+            run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=15, **settings), **kwargs)
         except (wandb.errors.CommError, wandb.errors.UsageError) as err:
             if mode != "online":
                 raise
             log.warning("wandb online failed (%s); falling back to offline", err)
-            _RUNS[key] = wandb.init(mode="offline", settings=wandb.Settings(**settings), **kwargs)
+            run = wandb.init(mode="offline", settings=wandb.Settings(**settings), **kwargs)
     except Exception as err:
         log.warning("wandb disabled for this run: %s", err)
+        return None
+    _RUNS[key] = run
+    if run.disabled:
+        return None
+    return f"upload to wandb with: wandb sync {shown(Path(run.settings.sync_dir))}" if run.offline else f"wandb: {run.url}"
 
 
 def _log(key: str, record: dict) -> None:
@@ -203,3 +220,6 @@ class NoMirror:
 
     def finish(self, summary: dict) -> None:
         pass
+
+    def where(self) -> None:
+        return None
