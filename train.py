@@ -21,7 +21,8 @@ def main(cfg) -> Outcome:
     hc = HydraConfig.get()
     multirun = hc.mode is RunMode.MULTIRUN
     try:
-        return run(cfg, Path(hc.runtime.output_dir), group=Path(hc.sweep.dir).name if multirun else None)
+        return run(cfg, Path(hc.runtime.output_dir), group=Path(hc.sweep.dir).name if multirun else None,
+                   experiment=hc.runtime.choices.get("experiment"))
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)  # a user mistake: one line, no traceback
         if multirun:

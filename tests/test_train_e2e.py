@@ -21,6 +21,7 @@ import yaml
 from cli import REPO, metrics, summary, train
 from conftest import compose_config, run_in_process
 from fakedata import write_cifar, write_idx
+from sweeps import job_dirs, multirun
 from initlab.data import load_data
 from initlab.models import build_model
 from initlab.validate import validate
@@ -210,6 +211,18 @@ def test_a_run_ends_with_one_line_naming_its_status_folder_and_exact_wandb_sync_
                        "train.resume=true")
     last = _last_line(caplog)
     assert last.startswith("failed after 0 steps (NotThisRun: ") and last.endswith("; records in runs/a")
+
+
+@pytest.mark.parametrize("launcher", ["local", "packed"])
+def test_a_grid_job_is_tagged_in_wandb_with_its_experiment_scheme_and_model(tmp_path, monkeypatch, launcher):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert multirun(tmp_path, f"hydra/launcher={launcher}", "experiment=smoke", "init=xavier", "seed=0",
+                    "train.steps=2", "logger=wandb", "logger.project=initlab-test", "logger.tags=[mine]") == 0
+    [job] = job_dirs(tmp_path)
+    [wandb_dir] = (job / "wandb").glob("offline-run-*")
+    state = json.loads(subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(wandb_dir)],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert state["tags"] == ["mine", "experiment=smoke", "init=xavier", "model=mlp"]
 
 
 def _last_line(caplog) -> str:

@@ -23,7 +23,7 @@ from initlab.theory import run_jacobian, run_theory
 from initlab.track.identity import OPERATIONAL
 from initlab.track.records import (FINAL_METRICS, DamagedRecord, RunRecords, durable_together, provenance, read_config,
                                    shown)
-from initlab.track.wandb_mirror import NoMirror, WandbMirror, wait_for_wandb
+from initlab.track.wandb_mirror import NoMirror, WandbMirror, run_tags, wait_for_wandb
 from initlab.train.loop import Member, Outcome, train
 from initlab.train.preemption import StopRequest
 from initlab.validate import Settings, validate
@@ -31,17 +31,19 @@ from initlab.validate import Settings, validate
 log = logging.getLogger("initlab")
 
 
-def run(cfg, run_dir: Path, group: str | None = None) -> Outcome:
+def run(cfg, run_dir: Path, group: str | None = None, experiment: str | None = None) -> Outcome:
     """Run the experiment `cfg`, writing its records into `run_dir`; `group` names the wandb group
-    (a multirun's sweep folder). A lone run is a pack of one (run_pack); its error is raised."""
-    [result] = run_pack([cfg], [run_dir], group)
+    (a multirun's sweep folder), `experiment` the named experiment (conf/experiment) it is a job of,
+    a wandb tag. A lone run is a pack of one (run_pack); its error is raised."""
+    [result] = run_pack([cfg], [run_dir], group, experiments=[experiment])
     if isinstance(result, BaseException):
         raise result
     return result
 
 
 def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None, fail_fast: bool = False,
-             open_dir: Callable[[int], None] | None = None) -> list[Outcome | BaseException | None]:
+             open_dir: Callable[[int], None] | None = None,
+             experiments: list[str | None] | None = None) -> list[Outcome | BaseException | None]:
     """Run `cfgs` (all of one pack_key, initlab.sweep.packs) into `run_dirs`, trained together
     as one stacked computation. Hydra's global state is never read, so configs composed
     in-process (hydra.compose) run as well as train.py's.
@@ -55,7 +57,8 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None, fail_fa
     there; the signal is then passed on, see train/preemption.py) or Ctrl-C stopped it.
     With `fail_fast`, a run that fails before training stops the pack: the runs prepared before
     it end `interrupted` (resumable), and those after it are not started (None). `open_dir(i)`
-    is called just before run i starts (the packed launcher makes its folder there).
+    is called just before run i starts (the packed launcher makes its folder there). `experiments`
+    names each run's experiment (conf/experiment), for its wandb tags.
     """
     results: list[Outcome | BaseException | None] = [None] * len(cfgs)
     started = time.time()
@@ -63,6 +66,8 @@ def run_pack(cfgs: list, run_dirs: list[Path], group: str | None = None, fail_fa
         members, stopped = _prepare_all(cfgs, run_dirs, results, held, started, fail_fast, open_dir)
         if stopped is not None:
             raise stopped
+        for i, m in members.items():
+            m.experiment = experiments[i] if experiments else None
         if members:
             try:
                 _run(list(members.values()), group, started, stop)
@@ -196,8 +201,8 @@ def _mirror(m: Member, group: str | None):
     """The run's wandb run (logger=wandb), else NoMirror."""
     if m.cfg.logger.backend.value != "wandb":
         return NoMirror()
-    return WandbMirror(m.cfg.logger, m.records.dir, plain(m.cfg), m.records.dir.name, group, resume=m.cfg.train.resume,
-                       packed=m.packed)
+    return WandbMirror(m.cfg.logger, m.records.dir, plain(m.cfg), m.records.dir.name, group, run_tags(m.cfg, m.experiment),
+                       resume=m.cfg.train.resume, packed=m.packed)
 
 
 def start(cfg, records: RunRecords, outcome: Outcome) -> Settings | Outcome:

@@ -42,7 +42,8 @@ def run_packed(jobs: Sequence[Job], group: str | None, fail_fast: bool = False) 
     mistake as one line, JobFailed). With `fail_fast` the jobs after a failure do not start
     (initlab.run.run_pack): they get no folder."""
     dirs = [job.dir.absolute() for job in jobs]
-    outcomes = run_pack([job.config for job in jobs], dirs, group, fail_fast, open_dir=lambda i: open_job(jobs[i]))
+    outcomes = run_pack([job.config for job in jobs], dirs, group, fail_fast, open_dir=lambda i: open_job(jobs[i]),
+                        experiments=[job.hydra["runtime"]["choices"].get("experiment") for job in jobs])
     return {job.num: job_return(job, folder, outcome) for job, folder, outcome in zip(jobs, dirs, outcomes)
             if outcome is not None}
 

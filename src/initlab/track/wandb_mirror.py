@@ -40,6 +40,13 @@ def _has_credentials() -> bool:
         return False
 
 
+def run_tags(cfg, experiment: str | None) -> list[str]:
+    """A run's wandb tags: the user's logger.tags, then the ones that filter wandb's run table by what
+    initlab varies, written as typed: its named experiment, init scheme and model."""
+    typed = ([f"experiment={experiment}"] if experiment else []) + [f"init={cfg.init.scheme}", f"model={cfg.model.name}"]
+    return list(dict.fromkeys([*cfg.logger.tags, *typed]))
+
+
 # What a run of a pack leaves to the pack: the process's console (every run's would hold all of
 # it), its system metrics and description, its installed packages and its git state (four git
 # calls a run): the same for every run, and summary.json (mirrored to wandb's summary) has the git
@@ -61,14 +68,14 @@ class WandbMirror:
     GIL against the pack's loop and made a pack 1.6x slower; in a process of its own it costs the
     pack ~2%."""
 
-    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None, resume: bool,
+    def __init__(self, cfg, run_dir: Path, config: dict, name: str, group: str | None, tags: list[str], resume: bool,
                  packed: bool = False) -> None:
         mode, hint = choose_mode(cfg.mode.value if cfg.mode else None)
         if hint:
             _say_once(hint)
         self.key = _run_id(run_dir, resume)
         kwargs = dict(project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=cfg.name or name,
-                      tags=list(cfg.tags), config=config, dir=str(run_dir), reinit="create_new", id=self.key,
+                      tags=tags, config=config, dir=str(run_dir), reinit="create_new", id=self.key,
                       resume="allow")
         self.executor = _mirror_process() if packed else _MIRROR_THREAD
         self.started = self._submit(_start, self.key, mode, kwargs,

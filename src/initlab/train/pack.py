@@ -55,6 +55,7 @@ class Member:
     init_records: list = field(default_factory=list)
     packed: bool = False  # one of a pack of several: its log lines go to its train.log only
     mirror: object = field(default_factory=NoMirror)
+    experiment: str | None = None  # the named experiment (conf/experiment) it is a job of: a wandb tag
     error: BaseException | None = None  # what failed it
     batches: Batches | None = None  # set when training starts
     start: int = 0  # the step it (re)starts from
