@@ -113,11 +113,14 @@ def test_protocol_prints_what_the_runs_had_and_where_it_falls_short():
                              "before_grid": False},
                             {"key": "data.batch_size", "rule": "pre-sweep", "criterion": "fastest", "seeds": [1],
                              "before_grid": True}]}
-    text = "\n".join(protocol_section(sweep_of({"init": ["xavier", "kaiming"]}, seeds=(0, 1), protocol=protocol)))
+    optim = {"optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant"}}
+    text = "\n".join(protocol_section(sweep_of({"init": ["xavier", "kaiming"]}, seeds=(0, 1), protocol=protocol,
+                                                config=optim)))
     assert "| width | 16 | Sec. 2 | `model.width` = 16 |" in text
     assert "`optim.lr` was chosen after the main grid's results were seen" in text
     assert "the rule for `data.batch_size` ran on seeds [1], which the main grid uses too" in text
     assert "no entry says where these settings come from: `optim.name`, `optim.momentum`" in text
+    assert "model.channels" not in text  # an MLP has no channels to declare
     assert "k is declared to be fitted on seeds [0, 1] and scored on [2, 3], but this sweep ran seeds [0, 1]" in text
     empty = "\n".join(protocol_section(sweep_of({"init": ["xavier", "kaiming"]}, seeds=(0,))))
     assert "These runs declare no protocol" in empty

@@ -17,7 +17,8 @@ from initlab.report.stats import Estimate
 from initlab.report.tables import table
 
 TRAINING = ("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay", "optim.schedule", "train.steps")
-FREE = ("model.width", "data.batch_size", *TRAINING)  # settings a reproduction must choose or take from the paper
+# settings a reproduction must choose or take from the paper (those its model has)
+FREE = ("model.width", "model.channels", "data.batch_size", *TRAINING)
 
 
 def read_protocol(sweep: Sweep) -> tuple[dict, int]:
@@ -80,7 +81,8 @@ def _shortfalls(sweep: Sweep, protocol: dict) -> list[str]:
                             "uses too: its choice has seen these runs' noise.")
     declared = {k for part in ("takes", "changes") for entry in protocol[part] for k in entry.get("keys") or []}
     declared |= {c["key"] for c in protocol["chooses"]} | set(sweep.axes)
-    free = [k for k in FREE if not (sweep.init_only() and k in TRAINING)]  # runs that measure their init do not train
+    free = [k for k in FREE if (k in sweep.shared or k in sweep.axes)
+            and not (sweep.init_only() and k in TRAINING)]  # runs that measure their init do not train
     if missing := [k for k in free if k not in declared]:
         warnings.append("no entry says where these settings come from: " + ", ".join(f"`{k}`" for k in missing) + ".")
     for fit in protocol["fits"]:
