@@ -54,7 +54,8 @@ def _draw_cell(ax, sweep: Sweep, group: pd.DataFrame, style: dict) -> list[float
     if curves["completed"]:
         runs = pd.concat(curves["completed"], axis=1)
         estimates = [Estimate.of(row) for row in runs.to_numpy()]
-        draw_band(ax, runs.index, estimates, style | {"markevery": max(1, len(estimates) // 6), "markersize": 4})
+        draw_band(ax, runs.index, estimates, style | {"markevery": max(1, len(estimates) // 6), "markersize": 4},
+                  floor=0.0)
         drawn += [np.nanmin([e.mean for e in estimates]), np.nanmax([e.mean for e in estimates])]
     for run in curves["diverged"]:
         ax.plot(run.index, run.values, color=style["color"], linestyle=style["linestyle"], alpha=0.5)

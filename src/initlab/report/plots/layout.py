@@ -151,12 +151,13 @@ def _palette(values: list) -> list:
     return [plt.get_cmap("tab10")(i) for i in range(len(values))]
 
 
-def draw_band(ax, x, estimates: list[Estimate], style: dict) -> None:
-    """A line through the estimates' means, over the band of their 95% intervals where they have one."""
+def draw_band(ax, x, estimates: list[Estimate], style: dict, floor: float = -np.inf) -> None:
+    """A line through the estimates' means, over the band of their 95% intervals where they have one,
+    cut at `floor`, the least value the statistic can take (a t interval over 2 seeds reaches far below a loss of 0)."""
     ax.plot(x, [e.mean for e in estimates], **style)
     if any(e.has_interval for e in estimates):
-        ax.fill_between(x, [e.low for e in estimates], [e.high for e in estimates], color=style["color"],
-                        alpha=BAND_ALPHA, linewidth=0)
+        ax.fill_between(x, np.maximum([e.low for e in estimates], floor), [e.high for e in estimates],
+                        color=style["color"], alpha=BAND_ALPHA, linewidth=0)
 
 
 def band_handle() -> Line2D:
