@@ -122,6 +122,8 @@ def test_protocol_prints_what_the_runs_had_and_where_it_falls_short():
     assert "no entry says where these settings come from: `optim.name`, `optim.momentum`" in text
     assert "model.channels" not in text  # an MLP has no channels to declare
     assert "k is declared to be fitted on seeds [0, 1] and scored on [2, 3], but this sweep ran seeds [0, 1]" in text
+    partial = {"takes": protocol["takes"]}  # as a yaml that leaves out what it does not use records it
+    assert "| width | 16 | Sec. 2 |" in "\n".join(protocol_section(sweep_of({"init": ["xavier"]}, protocol=partial)))
     empty = "\n".join(protocol_section(sweep_of({"init": ["xavier", "kaiming"]}, seeds=(0,))))
     assert "These runs declare no protocol" in empty
 

@@ -12,6 +12,9 @@ hyperparameter with no rule.
 import json
 from collections import Counter
 
+from omegaconf import OmegaConf
+
+from initlab.config import Protocol
 from initlab.report.load import Sweep
 from initlab.report.stats import Estimate
 from initlab.report.tables import table
@@ -27,7 +30,13 @@ def read_protocol(sweep: Sweep) -> tuple[dict, int]:
     if not recorded:
         return {}, 0
     text, count = recorded.most_common(1)[0]
-    return json.loads(text), sum(recorded.values()) - count
+    return _complete(json.loads(text)), sum(recorded.values()) - count
+
+
+def _complete(protocol: dict) -> dict:
+    """The protocol as recorded (what the experiment's yaml spelt out) with the schema's defaults for
+    the rest: an experiment that fits nothing need not say `fits: []`."""
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(Protocol), protocol), enum_to_str=True)
 
 
 def fit_declaration(sweep: Sweep, quantity: str) -> dict | None:
