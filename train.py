@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -10,14 +11,17 @@ from hydra.types import RunMode
 from initlab.cli import check_train_command
 from initlab.config import register_configs
 from initlab.errors import ConfigError, DataError, JobFailed
-from initlab.run import run
-from initlab.train.loop import Outcome
+
+if TYPE_CHECKING:
+    from initlab.train.pack import Outcome
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg) -> Outcome:
+def main(cfg) -> "Outcome":
+    from initlab.run import run  # torch: imported for a run only, never for --help or tab completion
+
     hc = HydraConfig.get()
     multirun = hc.mode is RunMode.MULTIRUN
     try:

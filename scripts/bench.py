@@ -1,6 +1,7 @@
-"""Training throughput of initlab's loop against the loop a user would otherwise write.
+"""Training throughput of initlab's loop against the loop a user would otherwise write; start-up times.
 
     python scripts/bench.py [--widths 256 1024 --depth 3 --batch-size 128 --steps 300 --device auto]
+    python scripts/bench.py --startup [--repeats 7]
 
 For each MLP width it prints, from one process (ratios hold on noisy machines, absolute
 times do not):
@@ -9,9 +10,16 @@ times do not):
   - a torchvision DataLoader loop (ToTensor + Normalize transforms), same model/batch/optimizer,
   - achieved FLOP/s of the loop against measured matrix-multiply FLOP/s.
 Data: the real Fashion-MNIST (data.root, or /usr/share/datasets/fashion-mnist).
+
+--startup times what a user waits for before anything happens, each in a fresh interpreter as
+typed: train.py --help, a Tab press (Hydra's completion query) and a scalar theory.py, against
+`import torch` (target: at most 1.2x; the median of --repeats runs, taken in turns).
 """
 
 import argparse
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +40,15 @@ from initlab.train.loop import Member, Outcome, train
 from initlab.train.preemption import StopRequest
 from initlab.validate import resolve_device
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+YARDSTICK = "import torch"
+STARTUP = {YARDSTICK: ["-c", "import torch"],
+           "train.py --help": ["train.py", "--help"],
+           "Tab after `python train.py init=`": ["train.py", "-sc", "query=bash"],
+           "theory.py activation=tanh sigma_w2=1.5": ["scripts/theory.py", "activation=tanh", "sigma_w2=1.5"]}
+COMPLETING = "python train.py init="  # the command line bash hands Hydra's completion query
+STARTUP_TARGET = 1.2  # x import torch
 
 
 def config(args, log_every: int):
@@ -112,6 +128,25 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def startup(repeats: int) -> None:
+    """Each STARTUP command's median wall time, and its ratio to importing torch. The commands run in
+    turns, after one round to warm the file cache, so a noisy machine slows each alike."""
+    env = {**os.environ, "COMP_LINE": COMPLETING, "COMP_POINT": str(len(COMPLETING))}
+    times: dict[str, list[float]] = {name: [] for name in STARTUP}
+    for round_ in range(repeats + 1):
+        for name, args in STARTUP.items():
+            started = time.perf_counter()
+            subprocess.run([sys.executable, *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+            if round_:
+                times[name].append(time.perf_counter() - started)
+    base = statistics.median(times[YARDSTICK])
+    print(f"start-up, median of {repeats} (python {sys.version.split()[0]}, torch {torch.__version__}):")
+    for name, taken in times.items():
+        ratio = statistics.median(taken) / base
+        verdict = "" if name == YARDSTICK else f"   target <= {STARTUP_TARGET}x: {'met' if ratio <= STARTUP_TARGET else 'MISSED'}"
+        print(f"  {name:42s} {statistics.median(taken):5.2f} s  {ratio:4.2f}x import torch{verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[256, 1024],
@@ -121,7 +156,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--root", default="./data")
+    parser.add_argument("--startup", action="store_true", help="time start-up (--help, Tab, theory.py) instead")
+    parser.add_argument("--repeats", type=int, default=7, help="with --startup: runs of each command")
     args = parser.parse_args()
+    if args.startup:
+        return startup(args.repeats)
     register_configs()
     device = resolve_device(args.device)
     data = load_data(config(argparse.Namespace(**vars(args), width=args.widths[0]), 50).data, device)

@@ -24,7 +24,6 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from initlab.activations import ACTIVATIONS
 from initlab.errors import ConfigError, choices
 from initlab.theory import find_critical, mean_field
-from initlab.track.records import check_writable
 
 USAGE = __doc__.split("\n\n")[1]
 _LABELS = (("q_star", "q*"), ("c_star", "c*"), ("chi_1", "chi_1"), ("chi_c", "chi_c*"), ("xi_q", "xi_q"),
@@ -107,6 +106,7 @@ def point(args: list[str], as_json: bool) -> None:
 
 def phase(args: list[str]) -> None:
     from initlab.theory.phase import draw_phase_diagram, phase_grid  # matplotlib only where it draws
+    from initlab.track.records import check_writable  # a point's answer needs neither: it starts sooner
 
     cfg = parse(PhaseArgs, args)
     for key in ("sigma_w2", "sigma_b2"):

@@ -23,9 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from initlab.compose_errors import COMPOSE_ERRORS, as_config_error
 from initlab.errors import ConfigError, DataError, did_you_mean
-from initlab.sweep.plan import CONF, compose_sweep
 from initlab.track.records import check_run_dir
-from initlab.validate import validate
 
 # Set by scripts/sweep.py for the train.py it starts: errors name the launcher as sweep.py's users
 # type it (launcher=slurm, launcher.max_pack=8), not as Hydra does (hydra/launcher, hydra.launcher.).
@@ -43,6 +41,9 @@ def check_train_command(argv: list[str]) -> None:
     other_tree = args.config_path or args.config_name or args.config_dir  # Hydra reports on its errors itself
     if hydra_only or other_tree:
         return
+    from initlab.sweep.plan import CONF, compose_sweep  # torch: not for --help or tab completion
+    from initlab.validate import validate
+
     with one_line_errors(args.overrides):
         if args.multirun or (not args.run and "hydra.mode=MULTIRUN" in args.overrides):
             compose_sweep(args.overrides)  # the jobs themselves: planned inside Hydra, by initlab's sweeper

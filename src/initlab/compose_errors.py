@@ -16,7 +16,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from initlab.config import MODEL_SCHEMAS
 from initlab.errors import BadOverride, BadOverrides, ConfigError, UnknownKey, choices
-from initlab.init.schemes import SCHEMES
+from initlab.init.params import SCHEME_PARAMS
 
 # What composing a config raises for a bad command line. ValueError: Hydra's own checks on
 # an override's value (`init=null`) raise it bare.
@@ -24,7 +24,7 @@ COMPOSE_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
 # The config groups whose options are schemas of their own: a key one option lacks may be another's.
-OPTION_SCHEMAS = {"init": {name: s.params for name, s in SCHEMES.items()}, "model": MODEL_SCHEMAS}
+OPTION_SCHEMAS = {"init": SCHEME_PARAMS, "model": MODEL_SCHEMAS}
 # OmegaConf's wording of a type mismatch -> what is valid, in a user's words.
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "bool": "true or false"}
 _NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment variable HYDRA_FULL_ERROR")

@@ -13,17 +13,32 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from initlab.activations import ACTIVATIONS
-from initlab.data import DATASETS
-from initlab.init.fan import FanMode
-from initlab.init.schemes import SCHEMES
-from initlab.models import BUILDERS
-from initlab.models.layers import Norm, Padding
+from initlab.init.params import SCHEME_PARAMS, FanMode
+
+# The names model.activation and dataset take, as the tables that own them list them
+# (initlab.activations.ACTIVATIONS, initlab.data.DATASETS). Written out here: those tables import
+# torch, which composing a config (train.py --help, tab completion) must not wait for;
+# tests/test_startup.py holds each list equal to its table.
+ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softsign", "selu", "gelu", "silu", "elu",
+                    "softplus", "linear")
+DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100", "synthetic")
+Activation = Enum("Activation", {name: name for name in ACTIVATION_NAMES}, type=str, module=__name__)
+DatasetName = Enum("DatasetName", {name: name for name in DATASET_NAMES}, type=str, module=__name__)
 
 
-# Enums built from the tables that own the names, so a new activation or dataset is one entry there.
-Activation = Enum("Activation", {name: name for name in ACTIVATIONS}, type=str, module=__name__)
-DatasetName = Enum("DatasetName", {name: name for name in DATASETS}, type=str, module=__name__)
+class Padding(str, Enum):
+    """How a 'same' convolution pads: torch's padding_mode values."""
+
+    zeros = "zeros"
+    circular = "circular"
+    reflect = "reflect"
+    replicate = "replicate"
+
+
+class Norm(str, Enum):
+    none = "none"
+    batch = "batch"
+    layer = "layer"
 
 
 @dataclass
@@ -212,9 +227,8 @@ class Protocol:
     selects: list[Selection] = field(default_factory=list)  # a pre-sweep's rules
 
 
-# One schema per builder in initlab.models.BUILDERS, under the builder's name.
+# One schema per builder in initlab.models.BUILDERS, under the builder's name (tests/test_startup.py).
 MODEL_SCHEMAS = {cls.name: cls for cls in (MLPConfig, CNNConfig, ResNetConfig)}
-assert MODEL_SCHEMAS.keys() == BUILDERS.keys(), "every model builder needs its config schema"
 
 
 @dataclass
@@ -232,10 +246,12 @@ class Config:
 
 
 def register_configs() -> None:
-    """Put the schemas in Hydra's ConfigStore; conf/ yaml files build on them."""
+    """Put the schemas in Hydra's ConfigStore; conf/ yaml files build on them (conf/init/kaiming.yaml
+    on init_kaiming_schema). Stored outside any config group: a group is something a user sets,
+    and Hydra lists every group in --help and offers it on Tab."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     for name, cls in MODEL_SCHEMAS.items():
-        cs.store(group="schema/model", name=name, node=cls)
-    for scheme in SCHEMES.values():
-        cs.store(group="schema/init", name=scheme.name, node=scheme.params)
+        cs.store(name=f"model_{name}_schema", node=cls)
+    for name, cls in SCHEME_PARAMS.items():
+        cs.store(name=f"init_{name}_schema", node=cls)

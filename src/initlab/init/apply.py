@@ -18,7 +18,8 @@ from initlab.activations import ACTIVATIONS
 from initlab.errors import ConfigError, choices
 from initlab.init.fan import FanMode, fan_for, fans
 from initlab.init.gain import Gain, resolve_gain
-from initlab.init.schemes import SCHEMES, BiasInit, Scheme, Target, scheme_params
+from initlab.init.params import BiasInit
+from initlab.init.schemes import SCHEMES, Scheme, Target, scheme_params
 
 # Lazy variants become these classes once materialised.
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)

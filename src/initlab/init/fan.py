@@ -1,17 +1,9 @@
 """Fan computation: torch's own definition, plus fan_avg."""
 
-from enum import Enum
-
 import torch
 from torch import Tensor
 
-
-class FanMode(str, Enum):
-    """Which fan scales the variance: fan_in keeps the forward pass, fan_out the backward pass."""
-
-    fan_in = "fan_in"
-    fan_out = "fan_out"
-    fan_avg = "fan_avg"
+from initlab.init.params import FanMode
 
 
 def fans(weight: Tensor) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """The scheme registry: the single place that knows each scheme's formula.
 
 A scheme is one function ``fn(weight, target, **params) -> target_std | None``. Its
-keyword-only parameters are its config keys (torch's names where torch has them); the
-registry turns them into a structured-config dataclass, so `init=<scheme>` validates its
-keys and values before anything runs. Adding a scheme is one function here plus one
+keyword-only parameters are its config keys (torch's names where torch has them), declared
+with their types and defaults in initlab.init.params (without torch, so that composing a
+config does not import it), so `init=<scheme>` validates its keys and values before anything
+runs. Adding a scheme is one function here, its keys in initlab.init.params and one
 ``conf/init/<scheme>.yaml``.
 
 Where torch.nn.init defines a scheme we either call it or write its arithmetic verbatim
@@ -17,42 +18,15 @@ import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 
 import torch
 from torch import Tensor, nn
 
-from initlab.init.fan import FanMode
+from initlab.init.params import SCHEME_PARAMS, Distribution, FanMode, InitBase
 
 # Std of a standard normal truncated to [-2, 2]: dividing by it makes a truncated normal
 # have the intended std (Keras' VarianceScaling, JAX and timm use the same constant).
 TRUNCATED_NORMAL_STD = 0.87962566103423978
-
-
-class Distribution(str, Enum):
-    normal = "normal"
-    uniform = "uniform"
-    truncated_normal = "truncated_normal"
-
-
-class BiasInit(str, Enum):
-    zeros = "zeros"
-    default = "default"  # keep torch's layer initialisation
-    constant = "constant"
-    normal = "normal"
-
-
-@dataclass
-class InitBase:
-    """Keys every `init` config has, whatever its scheme."""
-
-    scheme: str = "default"
-    bias: BiasInit = BiasInit.zeros  # each scheme's own default: scheme(bias=...); default keeps torch's
-    bias_val: float = 0.0  # with bias=constant
-    bias_std: float = 0.01  # with bias=normal
-    norm_weight: float = 1.0  # BatchNorm/LayerNorm/GroupNorm scale
-    norm_bias: float = 0.0
-    zero_residual: bool = False  # zero the last layer of every residual branch
 
 
 @dataclass(frozen=True)
@@ -110,35 +84,31 @@ def scheme(
     mode: FanMode | None = None,
     gain: Callable[..., float] | None = None,
     data_driven: bool = False,
-    bias: BiasInit = BiasInit.zeros,
     requires: tuple[Rule, ...] = (),
 ) -> Callable:
-    """Register ``fn`` under its own name; `mode`/`gain` are its defaults when it takes them,
-    `bias` the default of its `init.bias` key, `requires` its preconditions."""
+    """Register ``fn`` under its own name, with its keys from initlab.init.params; `mode`/`gain`
+    are its defaults when it takes them, `requires` its preconditions."""
 
     def register(fn: Callable) -> Callable:
-        hints = typing.get_type_hints(fn)
-        keys = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
-        fields = [(p.name, hints[p.name], dataclasses.field(default=p.default)) for p in keys]
-        fields.append(("scheme", str, dataclasses.field(default=fn.__name__)))
-        fields.append(("bias", BiasInit, dataclasses.field(default=bias)))
-        params = dataclasses.make_dataclass(_camel(fn.__name__) + "Init", fields, bases=(InitBase,))
-        params.__module__ = __name__
-        globals()[params.__name__] = params  # importable by name, so configs pickle (submitit)
+        params = SCHEME_PARAMS[fn.__name__]
+        keys = [p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
+        declared = [f.name for f in dataclasses.fields(params) if f.name not in _BASE_KEYS]
+        if keys != declared:
+            raise TypeError(f"scheme {fn.__name__}: keyword parameters {keys} differ from its keys {declared} "
+                            "in initlab.init.params")
         SCHEMES[fn.__name__] = Scheme(fn.__name__, fn, params, mode, gain, data_driven, requires)
         return fn
 
     return register
 
 
+_BASE_KEYS = {f.name for f in dataclasses.fields(InitBase)}
+
+
 def scheme_params(cfg) -> dict:
     """The keyword arguments of cfg's scheme function, read from an `init` config."""
     keys = inspect.signature(SCHEMES[cfg.scheme].fn).parameters.values()
     return {p.name: getattr(cfg, p.name) for p in keys if p.kind is p.KEYWORD_ONLY}
-
-
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
 
 
 def _sample(w: Tensor, std: float, distribution: Distribution, g: torch.Generator) -> float:
@@ -162,7 +132,7 @@ def _sample(w: Tensor, std: float, distribution: Distribution, g: torch.Generato
 # --- torch.nn.init --------------------------------------------------------------------
 
 
-@scheme(bias=BiasInit.default)
+@scheme()
 def default(w: Tensor, t: Target) -> float | None:
     """Leave torch's own layer initialisation, biases included: Linear/Conv weights were drawn by
     kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 1/sqrt(3 fan_in)
@@ -171,14 +141,14 @@ def default(w: Tensor, t: Target) -> float | None:
 
 
 @scheme(requires=(Rule("init.b", lambda p, shapes: p.b >= p.a, "must be >= init.a ({a})"),))
-def uniform(w: Tensor, t: Target, *, a: float = 0.0, b: float = 1.0) -> float:
+def uniform(w: Tensor, t: Target, *, a: float, b: float) -> float:
     """U(a, b), torch.nn.init.uniform_; std = (b - a) / sqrt(12)."""
     nn.init.uniform_(w, a, b, generator=t.generator)
     return (b - a) / math.sqrt(12.0)
 
 
 @scheme(requires=(param_rule("std", lambda std: std >= 0, "must be >= 0"),))
-def normal(w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0) -> float:
+def normal(w: Tensor, t: Target, *, mean: float, std: float) -> float:
     """N(mean, std^2), torch.nn.init.normal_."""
     nn.init.normal_(w, mean, std, generator=t.generator)
     return std
@@ -191,16 +161,14 @@ def normal(w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0) -> floa
     Rule("init.mean", lambda p, shapes: p.a - 2 * p.std <= p.mean <= p.b + 2 * p.std,
          "must lie within 2 std ({std}) of [init.a, init.b] = [{a}, {b}]"),
 ))
-def trunc_normal(
-    w: Tensor, t: Target, *, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
-) -> float:
+def trunc_normal(w: Tensor, t: Target, *, mean: float, std: float, a: float, b: float) -> float:
     """N(mean, std^2) redrawn outside [a, b] (absolute bounds), torch.nn.init.trunc_normal_."""
     nn.init.trunc_normal_(w, mean, std, a, b, generator=t.generator)
     return truncated_normal_std(mean, std, a, b)
 
 
 @scheme()
-def constant(w: Tensor, t: Target, *, val: float = 0.0) -> float:
+def constant(w: Tensor, t: Target, *, val: float) -> float:
     """Every entry `val`, torch.nn.init.constant_."""
     nn.init.constant_(w, val)
     return 0.0
@@ -232,7 +200,7 @@ def eye(w: Tensor, t: Target) -> None:
     Rule("init.groups", lambda p, shapes: all(s[0] % p.groups == 0 for s in shapes if len(s) > 2),
          "must divide every conv's output channels"),
 ))
-def dirac(w: Tensor, t: Target, *, groups: int = 1) -> None:
+def dirac(w: Tensor, t: Target, *, groups: int) -> None:
     """Identity-preserving conv kernels; a Linear layer (kernel size 1) gets the identity."""
     if w.dim() == 2:
         nn.init.eye_(w)
@@ -241,7 +209,7 @@ def dirac(w: Tensor, t: Target, *, groups: int = 1) -> None:
 
 
 @scheme(mode=FanMode.fan_avg, gain=lambda p: 1.0)
-def xavier(w: Tensor, t: Target, *, distribution: Distribution = Distribution.uniform) -> float:
+def xavier(w: Tensor, t: Target, *, distribution: Distribution) -> float:
     """Glorot & Bengio 2010: std = gain * sqrt(1 / fan). With fan_avg, torch's xavier_*_ exactly.
 
     fan_in / fan_out give Caffe's "xavier" filler (variance_norm FAN_IN / FAN_OUT).
@@ -250,9 +218,7 @@ def xavier(w: Tensor, t: Target, *, distribution: Distribution = Distribution.un
 
 
 @scheme(mode=FanMode.fan_in, gain=lambda p: nn.init.calculate_gain("leaky_relu", p.a))
-def kaiming(
-    w: Tensor, t: Target, *, distribution: Distribution = Distribution.normal, a: float = 0.0
-) -> float:
+def kaiming(w: Tensor, t: Target, *, distribution: Distribution, a: float) -> float:
     """He et al. 2015: std = gain / sqrt(fan); the default gain is leaky_relu's for slope `a`."""
     return _sample(w, t.gain / math.sqrt(t.fan), distribution, t.generator)
 
@@ -266,7 +232,7 @@ def orthogonal(w: Tensor, t: Target) -> float:
 
 @scheme(requires=(LINEAR_ONLY, param_rule("sparsity", lambda s: 0 <= s < 1, "must be in [0, 1)"),
                   param_rule("std", lambda std: std >= 0, "must be >= 0")))
-def sparse(w: Tensor, t: Target, *, sparsity: float = 0.1, std: float = 0.01) -> float:
+def sparse(w: Tensor, t: Target, *, sparsity: float, std: float) -> float:
     """Martens 2010: per column, a `sparsity` fraction of the entries is zero, the rest N(0, std^2)."""
     # torch.nn.init.sparse_ draws its zero positions from the global RNG, not `generator`.
     nn.init.sparse_(w, sparsity, std, generator=t.generator)
@@ -277,19 +243,13 @@ def sparse(w: Tensor, t: Target, *, sparsity: float = 0.1, std: float = 0.01) ->
 
 
 @scheme()
-def lecun(w: Tensor, t: Target, *, distribution: Distribution = Distribution.normal) -> float:
+def lecun(w: Tensor, t: Target, *, distribution: Distribution) -> float:
     """LeCun et al. 1998: variance 1 / fan_in (self-normalising nets use it with SELU)."""
     return _sample(w, math.sqrt(1.0 / t.fan_in), distribution, t.generator)
 
 
 @scheme(mode=FanMode.fan_in, gain=lambda p: 1.0, requires=(param_rule("scale", lambda s: s > 0, "must be > 0"),))
-def variance_scaling(
-    w: Tensor,
-    t: Target,
-    *,
-    scale: float = 1.0,
-    distribution: Distribution = Distribution.truncated_normal,
-) -> float:
+def variance_scaling(w: Tensor, t: Target, *, scale: float, distribution: Distribution) -> float:
     """Keras/JAX VarianceScaling: std = gain * sqrt(scale / fan), truncated normal by default."""
     return _sample(w, t.gain * math.sqrt(scale / t.fan), distribution, t.generator)
 
@@ -318,7 +278,7 @@ def delta_orthogonal(w: Tensor, t: Target) -> float:
 
 @scheme(data_driven=True, requires=(param_rule("tol", lambda tol: tol > 0, "must be > 0"),
                                     param_rule("max_iter", lambda n: n >= 1, "must be >= 1")))
-def lsuv(w: Tensor, t: Target, *, tol: float = 0.1, max_iter: int = 10) -> float:
+def lsuv(w: Tensor, t: Target, *, tol: float, max_iter: int) -> float:
     """Mishkin & Matas 2016, first half: orthogonal pre-init. The data half lives in init/lsuv.py."""
     return orthogonal(w, dataclasses.replace(t, gain=1.0))
 

@@ -1,24 +1,9 @@
 """Building blocks shared by the model builders: norms, (lazy) weight layers, the residual shortcut."""
 
-from enum import Enum
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-class Padding(str, Enum):
-    """How a 'same' convolution pads: torch's padding_mode values."""
-
-    zeros = "zeros"
-    circular = "circular"
-    reflect = "reflect"
-    replicate = "replicate"
-
-
-class Norm(str, Enum):
-    none = "none"
-    batch = "batch"
-    layer = "layer"
+from initlab.config import Norm, Padding
 
 
 def norm(kind: Norm, features: int, conv: bool) -> list[nn.Module]:
