@@ -6,6 +6,7 @@ because composing a config needs none of it: the names the config takes are writ
 import dataclasses
 import inspect
 import os
+import re
 import subprocess
 import sys
 
@@ -62,3 +63,19 @@ def test_help_and_tab_completion_import_no_torch_nor_wandb():
     line = "python train.py init="
     offered = train_py("-sc", "query=bash", env={"COMP_LINE": line, "COMP_POINT": str(len(line))})
     assert offered[-1] == "imported:" and "init=kaiming" in offered[0].split()
+
+
+def test_help_lists_the_groups_a_user_sets_with_their_options_and_readme_commands():
+    page = "\n".join(train_py("--help")[:-1])
+    conf = REPO / "conf"
+    groups = sorted(p.name for p in conf.iterdir() if p.is_dir() and p.name != "hydra")
+    listed = dict(re.findall(r"^(\w+): (.+)$", page.split("== Groups")[1].split("==")[1], re.M))
+    assert sorted(listed) == groups  # every group, and nothing internal (no schema/...)
+    for group in groups:
+        assert listed[group].split(", ") == sorted(p.stem for p in (conf / group).glob("*.yaml")), group
+    launchers = sorted(p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml"))
+    assert f"hydra/launcher={'|'.join(launchers)}" in page
+    assert f"mode={'|'.join(m.value for m in FanMode)}" in page
+    readme = (REPO / "README.md").read_text()
+    examples = [line for line in page.splitlines() if line.startswith("python ")]
+    assert len(examples) >= 5 and all(line in readme for line in examples)
