@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from tqdm import tqdm
 
 from initlab.data import DATASETS
 from initlab.report.labels import Meaning, meaning
@@ -71,18 +72,18 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     keys = list(dict.fromkeys(k for s in known for k in s))
     axes = [k for k in keys if k != "seed" and len({s.get(k) for s in known}) > 1]
     jobs = table.drop(columns=["overrides"]).copy()
-    configs = {j: read_config(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
+    configs, summaries, metrics, weights, protocols = {}, {}, {}, {}, {}
+    # thousands of runs take a minute or more to read (~40 ms each): a bar on a terminal says how far it is
+    for j, d in tqdm(list(zip(jobs["job"], jobs["dir"])), desc="reading runs", unit="run", disable=None, leave=False):
+        configs[j], summaries[j], metrics[j] = read_config(Path(d)), read_summary(Path(d)) or {}, _metrics(Path(d))
+        weights[j], protocols[j] = _weight_records(Path(d)), read_protocol(Path(d))
     for key in axes:
         jobs[key] = [_typed(settings[j].get(key)) for j in jobs["job"]]
     # The seed as typed, else as the run's config says (a grid need not sweep it).
     jobs["seed"] = [_typed(settings[j]["seed"]) if "seed" in settings[j] else configs[j].get("seed") for j in jobs["job"]]
-    summaries = {j: read_summary(Path(d)) or {} for j, d in zip(jobs["job"], jobs["dir"])}
     for key in FINAL_METRICS:  # null (a non-finite value, or never measured) becomes NaN
         jobs[key] = pd.to_numeric(pd.Series([summaries[j].get(key) for j in jobs["job"]], index=jobs.index),
                                   errors="coerce")
-    metrics = {j: _metrics(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    weights = {j: _weight_records(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
-    protocols = {j: read_protocol(Path(d)) for j, d in zip(jobs["job"], jobs["dir"])}
     return Sweep(Path(sweep_dir), jobs, axes, metrics, weights, overrides, summaries, configs, protocols)
 
 

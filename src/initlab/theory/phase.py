@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from initlab.theory.mean_field import DEPTH_FACTOR, mean_field  # noqa: E402
 
@@ -27,8 +28,12 @@ class PhaseGrid:
 
 
 def phase_grid(activation: str, sigma_w2: np.ndarray, sigma_b2: np.ndarray, negative_slope: float = 0.01) -> PhaseGrid:
-    """mean_field at every grid point (a few ms each; tens of ms in the chaotic phase, where c* is sought)."""
-    cells = [[mean_field(activation, w, b, negative_slope) for w in sigma_w2] for b in sigma_b2]
+    """mean_field at every grid point (a few ms each; tens of ms in the chaotic phase, where c* is
+    sought: a 25 x 25 grid takes tens of seconds, so a bar on a terminal counts the points)."""
+    points = tqdm([(w, b) for b in sigma_b2 for w in sigma_w2], desc="phase diagram", unit="point", disable=None,
+                  leave=False)
+    flat = [mean_field(activation, w, b, negative_slope) for w, b in points]
+    cells = [flat[i : i + len(sigma_w2)] for i in range(0, len(flat), len(sigma_w2))]
     as_array = np.vectorize(lambda value: np.nan if value is None else value, otypes=[float])
     chi_1 = as_array(np.array([[c.chi_1 if c.q_star is not None else None for c in row] for row in cells],
                               dtype=object))
