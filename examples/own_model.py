@@ -71,4 +71,8 @@ def main(steps: int = 300, log_every: int = 100) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    # One thread: the matrices here (128 x 128) are too small to split, and torch's threads, waiting
+    # on each other at each of the loop's thousands of tiny operations, took minutes on a busy 2-core
+    # machine where one thread takes 5 s.
+    torch.set_num_threads(1)
     main()
