@@ -1,4 +1,5 @@
-"""The activations initlab offers: the one table that models, gains, theory and configs read.
+"""The activations initlab offers: the one table that models, gains and theory read (the config
+takes its names from a written-out copy, initlab.config.ACTIVATION_NAMES, held equal by a test).
 
 Each entry knows how to build its module, which name `torch.nn.init.calculate_gain` knows
 it by (None where torch recommends no gain), whether it is a rectifier (zero for negative
