@@ -60,7 +60,7 @@ def _cell_section(sweep: Sweep, overlay: Overlay, out: Path) -> list[str]:
     return ["## Final metrics per cell", "",
             f"Counts of runs by status; final metrics over the completed runs{init_only if sweep.init_only() else ''}. "
             f"{THEORY}: the last hidden layer's Var[y] at init, measured / mean-field prediction, run by run (– where "
-            "the theory does not describe the network: only MLPs without norm layers).", "",
+            "the theory does not describe the network: MLPs and circular-padded CNNs without norm layers only).", "",
             *_cell_markdown(sweep, cells), "",
             "Per cell and per run, as data: [cells.csv](cells.csv) (each statistic's mean, `low`, `high` and `n`), "
             "[runs.csv](runs.csv).", ""]

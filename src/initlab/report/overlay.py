@@ -5,6 +5,12 @@ and sigma_b^2 = E[b^2] of the tensors in its init.json, anchored at the first la
 Var[y_1] (the records do not keep the input's second moment, so it is read back from
 Var[y_1] = sigma_w1^2 E[x^2] + sigma_b1^2). Gradients are predicted relative to the output
 layer's, which the loss sets, and scaled to its measured value there.
+
+Circular-padded CNNs without norm layers are predicted too (Xiao et al. 2018: each pixel of a conv
+layer follows the fully connected map, widths counted in channels), over their conv layers only:
+the head averages each channel over the pixels, which correlate in a way the per-pixel map does
+not track, so the head's own variance is not predicted (NaN), and the gradients are scaled to the
+measured value at the last conv layer instead of the output layer.
 """
 
 from dataclasses import dataclass
@@ -53,21 +59,37 @@ def predictions(sweep: Sweep) -> Overlay:
 def _job_prediction(sweep: Sweep, job, job_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """(act_var, grad_var) predicted for one run, or None where the theory does not describe it."""
     model, frame = sweep.configs[job].get("model", {}), sweep.metrics[job]  # {}: config.yaml damaged
-    if model.get("name") != "mlp" or model.get("norm") != "none" or not has_step0(frame):
+    predicted = _predicted_layers(model)
+    if predicted is None or not has_step0(frame):
         return None
-    step0, weights, layers = frame[frame["step"] == 0].iloc[0], sweep.weights[job], sweep.weight_layers(job)
+    step0, layers = frame[frame["step"] == 0].iloc[0], sweep.weight_layers(job)
+    weights = sweep.weights[job][predicted]
     if len(weights) < 2:
         return None
-    first_act, last_grad = (step0.get(key, np.nan) for key in (f"act_var/{layers[0]}", f"grad_var/{layers[-1]}"))
+    last = layers[len(weights) - 1]  # where the gradients are anchored
+    first_act, last_grad = (step0.get(key, np.nan) for key in (f"act_var/{layers[0]}", f"grad_var/{last}"))
     if not np.isfinite([first_act, last_grad]).all():
         return None
     biases = {r["layer"]: r for r in read_init(job_dir) if r["param"] == "bias"}
     weight_vars = [r["fan_in"] * _second_moment(r) for r in weights]
-    bias_vars = [_second_moment(biases[layer]) if layer in biases else 0.0 for layer in layers]
+    bias_vars = [_second_moment(biases[r["layer"]]) if r["layer"] in biases else 0.0 for r in weights]
     input_var = max(first_act - bias_vars[0], 0.0) / weight_vars[0]
     theory = predict_layers(model["activation"], weight_vars, bias_vars, input_var,
                             [r["shape"][0] for r in weights], model["negative_slope"])
-    return np.array(theory.act_var), np.array(theory.grad_var) * last_grad
+    unpredicted = [np.nan] * (len(layers) - len(weights))  # a CNN's head
+    return np.array(theory.act_var + unpredicted), np.array(theory.grad_var + unpredicted) * last_grad
+
+
+def _predicted_layers(model: dict) -> slice | None:
+    """The model's weight layers the theory predicts: all of an MLP's, a circular CNN's but its head;
+    None for a model it does not describe (norm layers, other paddings, residual nets)."""
+    if model.get("norm") != "none":
+        return None
+    if model.get("name") == "mlp":
+        return slice(None)
+    if model.get("name") == "cnn" and model.get("padding") == "circular":
+        return slice(None, -1)
+    return None
 
 
 def has_step0(metrics: pd.DataFrame) -> bool:

@@ -6,7 +6,8 @@ with its spread over seeds, and gives a verdict. A grid that lacks the cells a c
 so instead of guessing.
 """
 
-from initlab.report.claims import glorot2010, he2015, schoenholz2017  # noqa: F401  (each registers its claims)
+from initlab.report.claims import (  # noqa: F401  (each registers its claims)
+    glorot2010, he2015, pennington2017, schoenholz2017, xiao2018)
 from initlab.report.claims.base import CLAIMS, Claim
 from initlab.report.load import Sweep
 

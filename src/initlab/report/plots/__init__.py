@@ -8,10 +8,12 @@ from initlab.report.overlay import Overlay
 from initlab.report.plots.curves import training_curves
 from initlab.report.plots.heatmaps import heatmap, trainability_map
 from initlab.report.plots.signal import activation_values, signal_propagation
+from initlab.report.plots.spectrum import spectrum_figure
 from initlab.report.trainability import KFit, TrainabilityMap
 
 
-NAMES = ("curves.png", "signal.png", "activations.png", "heatmap.png", "trainability.png")  # every figure drawn here
+# every figure drawn here
+NAMES = ("curves.png", "signal.png", "activations.png", "heatmap.png", "trainability.png", "spectrum.png")
 
 
 def figures(sweep: Sweep, out: Path, overlay: Overlay, tmap: TrainabilityMap | None, fit: KFit | None) -> list[Path]:
@@ -21,7 +23,8 @@ def figures(sweep: Sweep, out: Path, overlay: Overlay, tmap: TrainabilityMap | N
     trains = not sweep.init_only()
     accuracy = (heatmap(sweep, out) if tmap is None else trainability_map(tmap, fit, out)) if trains else None
     drawn = [path for path in (training_curves(sweep, out) if trains else None, signal_propagation(sweep, out, overlay),
-                               activation_values(sweep, out), accuracy) if path is not None]
+                               activation_values(sweep, out), accuracy, spectrum_figure(sweep, out))
+             if path is not None]
     for stale in set(NAMES) - {path.name for path in drawn}:
         (out / stale).unlink(missing_ok=True)
     return drawn

@@ -62,7 +62,8 @@ def signal_propagation(sweep: Sweep, out: Path, overlay: Overlay) -> Path | None
                *([band_handle()] if bands else []), Line2D([], [], **PREDICTED, label="mean-field prediction")]
     legend(fig, plan.handles(sweep) + meaning)
     fig.suptitle(f"At initialisation (step 0){_depth_note(sweep, cells)}; {seed_counts(sweep)}\n"
-                 "predictions start from the measured Var[y_1] and the output layer's Var[dL/dy]", fontsize=10)
+                 "predictions start from the measured Var[y_1] and the output layer's Var[dL/dy] (a circular CNN's: "
+                 "its last conv layer's; its pooled head is not predicted)", fontsize=10)
     return save(fig, out / "signal.png")
 
 
