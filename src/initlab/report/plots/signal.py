@@ -61,9 +61,10 @@ def signal_propagation(sweep: Sweep, out: Path, overlay: Overlay) -> Path | None
     meaning = [heading("lines"), Line2D([], [], color="0.3", marker="o", markersize=3, label="measured (geometric mean)"),
                *([band_handle()] if bands else []), Line2D([], [], **PREDICTED, label="mean-field prediction")]
     legend(fig, plan.handles(sweep) + meaning)
+    anchor = ("the last conv layer's Var[dL/dy] (the pooled head is not predicted)" if sweep.shared.get("model.name")
+              == "cnn" else "the output layer's Var[dL/dy]")
     fig.suptitle(f"At initialisation (step 0){_depth_note(sweep, cells)}; {seed_counts(sweep)}\n"
-                 "predictions start from the measured Var[y_1] and the output layer's Var[dL/dy] (a circular CNN's: "
-                 "its last conv layer's; its pooled head is not predicted)", fontsize=10)
+                 f"predictions start from the measured Var[y_1] and {anchor}", fontsize=10)
     return save(fig, out / "signal.png")
 
 
