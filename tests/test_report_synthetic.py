@@ -15,6 +15,7 @@ from initlab.report.claims.schoenholz2017 import _gradients_follow_chi_1
 from initlab.report.load import Sweep
 from initlab.report.overlay import Overlay
 from initlab.report.plots import figures
+from initlab.report.plots.curves import _shown
 from initlab.report.plots.heatmaps import _position, _scale, cell_text
 from initlab.report.plots.layout import MAX_LINES, layout
 from initlab.report.protocol import protocol_section, select
@@ -81,6 +82,16 @@ def test_a_colour_axis_of_twelve_values_is_cut_into_panels_of_six_with_colours_o
     assert all(p.own_colours and len(set(map(str, p.colours.values()))) == MAX_LINES for p in plan.panels)
     assert [p.title for p in plan.panels] == [r"depth $L$ = 10"] * 2 + [r"depth $L$ = 20"] * 2
     assert plan.shape(4) == (1, 4)  # a depth's two panels side by side
+
+
+def test_curves_of_a_dense_grid_draw_evenly_spread_cells_with_each_axis_ends_kept():
+    sigmas, depths = [1 + 0.15 * i for i in range(21)], [10, 13, 17, 22, 28, 36, 46, 60, 77, 100]
+    sweep = sweep_of({"init.scale": sigmas, "model.depth": depths}, seeds=(0,))
+    shown = _shown(sweep, [c for c, _ in sweep.cells()], "model.depth")
+    assert {d for _, d in shown} == {10, 22, 46, 100} and len({s for s, _ in shown}) == MAX_LINES
+    assert {sigmas[0], sigmas[-1]} <= {s for s, _ in shown} and len(shown) == 4 * MAX_LINES
+    small = sweep_of({"init.scale": sigmas[:6], "model.depth": depths[:2]}, seeds=(0,))
+    assert len(_shown(small, [c for c, _ in small.cells()], "model.depth")) == 12  # few panels: every cell
 
 
 def test_panel_and_axis_names_say_what_the_key_means():

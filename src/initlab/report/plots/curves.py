@@ -8,17 +8,20 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from initlab.report.load import Sweep
-from initlab.report.plots.layout import (band_handle, draw_band, facet_axis, grid, heading, layout, legend,
-                                          panel_legend, save, seed_counts)
+from initlab.report.plots.layout import (MAX_LINES, axis_values, band_handle, draw_band, facet_axis, grid, heading,
+                                          layout, legend, panel_legend, save, seed_counts)
 from initlab.report.stats import Estimate
 
 PANELS_PER_ROW = 4
+MAX_PANELS = 12  # beyond this a figure of curves is a wall no one reads: evenly spread cells are drawn instead
+FACET_VALUES = 4  # of the panel axis, when cells are thinned
 LOG_SPAN = 100  # a loss spanning more than this factor is drawn on a log scale
 
 
 def training_curves(sweep: Sweep, out: Path) -> Path:
     facet = facet_axis(sweep)
-    cells = [c if isinstance(c, tuple) else (c,) for c, _ in sweep.cells()]
+    every = [c if isinstance(c, tuple) else (c,) for c, _ in sweep.cells()]
+    cells = _shown(sweep, every, facet)
     plan = layout(sweep, cells, [facet] if facet else [])
     groups = {c if isinstance(c, tuple) else (c,): g for c, g in sweep.cells()}
     fig, axes = grid(len(plan.panels), plan.shape(PANELS_PER_ROW), (4.5, 3.4), sharey=True)
@@ -40,8 +43,23 @@ def training_curves(sweep: Sweep, out: Path) -> Path:
     if (sweep.jobs["status"] == "diverged").any():
         runs.append(diverged)
     legend(fig, plan.handles(sweep) + ([heading("runs"), *runs] if runs else []))
-    fig.suptitle(f"Training loss, mean over completed runs; {seed_counts(sweep)}", fontsize=10)
+    shown = "" if len(cells) == len(every) else (
+        f"\n{len(cells)} of {len(every)} cells shown, at evenly spread values of each axis")
+    fig.suptitle(f"Training loss, mean over completed runs; {seed_counts(sweep)}{shown}", fontsize=10)
     return save(fig, out / "curves.png")
+
+
+def _shown(sweep: Sweep, cells: list[tuple], facet: str | None) -> list[tuple]:
+    """Every cell, or where that takes more than MAX_PANELS panels, the cells at evenly spread values
+    of each axis, its first and last kept: FACET_VALUES of the panel axis, MAX_LINES of the others."""
+    if len(layout(sweep, cells, [facet] if facet else []).panels) <= MAX_PANELS:
+        return cells
+    kept = {}
+    for axis in sweep.axes:
+        values = axis_values(sweep, cells, axis)
+        count = min(len(values), FACET_VALUES if axis == facet else MAX_LINES)
+        kept[axis] = {values[i] for i in np.linspace(0, len(values) - 1, count).round().astype(int)}
+    return [c for c in cells if all(v in kept[a] for a, v in zip(sweep.axes, c))]
 
 
 def _draw_cell(ax, sweep: Sweep, group: pd.DataFrame, style: dict) -> list[float]:

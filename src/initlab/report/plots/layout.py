@@ -90,7 +90,7 @@ def facet_axis(sweep: Sweep) -> str | None:
 def layout(sweep: Sweep, cells: list[tuple], split: list[str]) -> Layout:
     """The panels for these cells (full cell keys): one per combination of the `split` axes and
     of the style axes moved there, the colour axis cut where it has more than MAX_LINES values."""
-    values = {a: _ordered(pd.Series([dict(zip(sweep.axes, c))[a] for c in cells], dtype=object)) for a in sweep.axes}
+    values = {a: axis_values(sweep, cells, a) for a in sweep.axes}
     split = list(split)
     others = [a for a in sweep.axes if a not in split and len(values[a]) > 1]  # one value: nothing to tell apart
     colour_axis = "init" if "init" in others else next(iter(others), None)
@@ -139,8 +139,9 @@ def _combo(values) -> tuple:
     return tuple(None if pd.isna(v) else v for v in values)
 
 
-def _ordered(column: pd.Series) -> list:
-    values = list(dict.fromkeys(column.dropna()))
+def axis_values(sweep: Sweep, cells: list[tuple], axis: str) -> list:
+    """The values `axis` takes in these cells, in order (numbers sorted, names as the grid lists them)."""
+    values = list(dict.fromkeys(pd.Series([_value(sweep, c, axis) for c in cells], dtype=object).dropna()))
     return sorted(values) if all(isinstance(v, (int, float)) for v in values) else values
 
 
