@@ -173,6 +173,7 @@ def test_a_sweep_killed_part_way_and_rerun_ends_as_if_never_interrupted(tmp_path
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _wait_until_gone(proc.pid)  # the group's other processes (train.py) die on their own schedule: until then a lock holds
     statuses = list(job_table(killed)["status"])
     assert statuses[0] == "completed" and "stopped" in statuses, statuses  # really interrupted (no summary, no lock)
     sweep(killed, *args)
@@ -180,6 +181,18 @@ def test_a_sweep_killed_part_way_and_rerun_ends_as_if_never_interrupted(tmp_path
         assert clean_job.name == resumed_job.name
         assert metrics(resumed_job) == metrics(clean_job)
         assert summary(resumed_job)["test/acc"] == summary(clean_job)["test/acc"]
+
+
+def _wait_until_gone(group: int, timeout: float = 60) -> None:
+    """Until no process of this process group is left (signal 0 probes without signalling)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process group {group} still alive after {timeout} s")
 
 
 @pytest.mark.slow
