@@ -15,8 +15,11 @@ from initlab.report.verdict import Verdict, combined, inside
 
 CRITICAL, OFF = "tanh_critical", ("tanh_ordered", "tanh_chaotic")  # the grid's phase values (conf/phase/)
 DELTA, GAUSSIAN = "delta_orthogonal", "kaiming"  # kaiming with gain sqrt(sigma_w^2): N(0, sigma_w^2 / fan_in) kernels
-TRAINS = 0.5  # final test accuracy above which a net trained (chance: 0.1)
-FAILS = 0.2  # final test accuracy below which it failed: at most twice chance
+# 300 steps of an 8-channel net on 7 x 7 images are far from convergence: a depth-8 net of the same
+# width reached 0.33-0.61 test accuracy in them (a pilot on seed 100, by learning rate). "Trains" is
+# leaving chance (0.1) well behind within the budget; "fails" is staying near it.
+TRAINS = 0.25  # final test accuracy above which a net trained
+FAILS = 0.15  # final test accuracy below which it failed
 NARROWER = 0.1  # delta-orthogonal kernels' spectral spread below this fraction of Gaussian kernels'
 
 
@@ -49,7 +52,8 @@ def _trains(table, depth) -> Claim:
     verdicts = [inside(e, low=TRAINS) for _, e in found]
     return Claim(
         f"Fig. 1: a {depth}-layer vanilla tanh CNN with delta-orthogonal kernels at the critical point trains.",
-        f"final test accuracy: its 95% interval above {TRAINS} (chance: 0.1)",
+        f"final test accuracy: its 95% interval above {TRAINS} (chance: 0.1; a depth-8 net of the same width "
+        "reached 0.33-0.61 in the same budget in a pilot)",
         "final test accuracy: " + _text(found), combined(verdicts), min((e.n for _, e in found), default=0))
 
 
@@ -59,8 +63,7 @@ def _fails(table, depth, where: dict, what: str) -> Claim:
     verdicts = [Verdict.agrees if r["diverged"] == r["runs"] else inside(e, high=FAILS) for r, e in found]
     return Claim(
         f"Sec. 5 and Fig. 1 (the critical point is needed): at the same depth ({depth}) the CNN fails to train {what}.",
-        f"final test accuracy: each such cell's 95% interval below {FAILS} (at most twice chance), or every run "
-        "diverged",
+        f"final test accuracy: each such cell's 95% interval below {FAILS} (chance: 0.1), or every run diverged",
         "final test accuracy: " + _text(found), combined(verdicts), min((e.n for _, e in found if e.n), default=0))
 
 
