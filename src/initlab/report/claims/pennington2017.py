@@ -94,8 +94,9 @@ def _spectrum_claims(sweep: Sweep, depths: list) -> list[Claim]:
     """Orthogonal over Gaussian spectral spread at the deepest depth, per activation, with theory beside."""
     deep, table, claims = depths[-1], spectra(sweep), []
     for name, bound, claim in (
-            ("tanh", dict(high=NARROWER), "Figs. 1-2: at criticality orthogonal weights keep a tanh net's Jacobian "
-                                          "spectrum concentrated as depth grows; Gaussian weights let it spread."),
+            ("tanh", dict(high=NARROWER), "Sec. 3 (the spectra by free probability): at criticality orthogonal "
+                                          "weights keep a tanh net's Jacobian spectrum concentrated as depth grows; "
+                                          "Gaussian weights let it spread."),
             ("relu", dict(low=NOT_NARROWER), "Sec. 3: ReLU nets' spectrum spreads with depth whatever the weights: "
                                              "orthogonal weights narrow it by a bounded factor (theory: 2).")):
         at = {"phase": PHASES[name], DEPTH: deep}

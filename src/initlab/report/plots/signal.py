@@ -6,6 +6,7 @@ Both draw the deepest networks of the grid only: at init, a shallower net of the
 statistically, the first layers of a deeper one, so its lines would repeat theirs.
 """
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -99,16 +100,28 @@ def activation_values(sweep: Sweep, out: Path) -> Path | None:
     fig, axes = grid(len(cells), wrapped(len(cells), PANELS_PER_ROW), (4.2, 3.2), sharey=True)
     for ax, cell in zip(axes.flat, cells):
         mean, std, p02, p98 = (post[key][cell].centre(geometric=False) for key in POST)
-        layers = np.arange(1, len(mean) + 1)
-        before = pre["act_mean"][cell].centre(geometric=False)[:-1], np.sqrt(pre["act_var"][cell].centre()[:-1])
-        ax.errorbar(layers - 0.15, before[0], yerr=before[1], fmt="o", color="0.55", markersize=3, capsize=2)
-        ax.vlines(layers + 0.15, p02, p98, color="C0", linewidth=1)
-        ax.errorbar(layers + 0.15, mean, yerr=std, fmt="s", color="C0", markersize=4, capsize=3, linewidth=2.5)
-        ax.set(title=f"{sweep.cell_label(cell)} (n = {post['post_std'][cell].runs.shape[0]})", xticks=layers,
-               xlabel="hidden layer l", ylabel="activation value")
+        shown = _shown_layers(len(mean))
+        layers, offset = shown + 1, 0.15 * max(1, shown[1] - shown[0] if len(shown) > 1 else 1)
+        before = pre["act_mean"][cell].centre(geometric=False)[shown], np.sqrt(pre["act_var"][cell].centre()[shown])
+        ax.errorbar(layers - offset, before[0], yerr=before[1], fmt="o", color="0.55", markersize=3, capsize=2)
+        ax.vlines(layers + offset, p02[shown], p98[shown], color="C0", linewidth=1)
+        ax.errorbar(layers + offset, mean[shown], yerr=std[shown], fmt="s", color="C0", markersize=4, capsize=3,
+                    linewidth=2.5)
+        ax.set(title=textwrap.fill(f"{sweep.cell_label(cell)} (n = {post['post_std'][cell].runs.shape[0]})", 48),
+               xticks=layers if len(layers) <= MARKED else [], xlabel="hidden layer l", ylabel="activation value")
+        if len(layers) > MARKED:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.title.set_fontsize(9)
     legend(fig, [Line2D([], [], color="0.55", marker="o", markersize=3, label="y (before phi): mean ± std"),
                  Line2D([], [], color="C0", marker="s", linewidth=2.5, label="phi(y): mean ± std"),
                  Line2D([], [], color="C0", linewidth=1, label="phi(y): 2nd-98th percentile")])
-    fig.suptitle("Activation values per layer at initialisation, averaged over each cell's n seeds")
+    every = "" if len(_shown_layers(len(mean))) == len(mean) else f"; every {_shown_layers(len(mean))[1]}th layer"
+    fig.suptitle(f"Activation values per layer at initialisation,\naveraged over each cell's n seeds{every}", fontsize=10)
     return save(fig, out / "activations.png")
+
+
+def _shown_layers(count: int) -> np.ndarray:
+    """Indices of the hidden layers drawn: all of a shallow net's, else evenly spaced, at most
+    2 MARKED of them, the first among them (a 200-layer row of error bars is a smear)."""
+    step = max(1, int(np.ceil(count / (2 * MARKED))))
+    return np.arange(0, count, step)
