@@ -107,7 +107,7 @@ def activation_values(sweep: Sweep, out: Path) -> Path | None:
         ax.vlines(layers + offset, p02[shown], p98[shown], color="C0", linewidth=1)
         ax.errorbar(layers + offset, mean[shown], yerr=std[shown], fmt="s", color="C0", markersize=4, capsize=3,
                     linewidth=2.5)
-        ax.set(title=textwrap.fill(f"{sweep.cell_label(cell)} (n = {post['post_std'][cell].runs.shape[0]})", 48),
+        ax.set(title=textwrap.fill(f"{sweep.cell_label(cell)} (n = {post['post_std'][cell].runs.shape[0]})", 56),
                xticks=layers if len(layers) <= MARKED else [], xlabel="hidden layer l", ylabel="activation value")
         if len(layers) > MARKED:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -64,8 +64,9 @@ def spectrum_figure(sweep: Sweep, out: Path) -> Path | None:
     metrics = [name for name in ROWS if name in table]
     at = sweep.axes.index(key)
     cells = [c if isinstance(c, tuple) else (c,) for c, _ in sweep.cells()]
-    values = sorted(dict.fromkeys(c[at] for c in cells), key=_order)
-    x = XAxis(key, at, values, all(map(_number, values)))
+    values = list(dict.fromkeys(c[at] for c in cells))  # categories in the grid's order (ordered, critical, ...)
+    numeric = all(map(_number, values))
+    x = XAxis(key, at, sorted(values) if numeric else values, numeric)
     lines = list(dict.fromkeys(x.cell(c, None) for c in cells))  # a cell along x: one line
     plan = layout(sweep, lines, [a for a in sweep.axes if a not in (key, "init")])  # colour: the init alone
     fig, axes = grid(len(metrics) * len(plan.panels), (len(plan.panels), len(metrics)), (4.6, 3.0), sharex=True)
@@ -120,7 +121,3 @@ def _label(ax, sweep: Sweep, name: str, x: XAxis, title: str) -> None:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not np.isnan(value)
-
-
-def _order(value):
-    return (0, value, "") if _number(value) else (1, 0, str(value))
