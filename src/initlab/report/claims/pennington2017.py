@@ -8,6 +8,7 @@ seed: runs of one seed see the same batches.
 """
 
 import numpy as np
+import pandas as pd
 
 from initlab.report.claims.base import Claim, register
 from initlab.report.isometry import LATE_TEXT, late_loss, paired, per_seed, ratio, spectra
@@ -45,14 +46,15 @@ def _of(values: dict) -> Estimate:
     return Estimate.of(list(values.values()))
 
 
-def _gain(sweep: Sweep, loss, activation: str, depth) -> dict:
+def _gain(sweep: Sweep, loss: pd.Series, activation: str, depth) -> dict:
     """Per seed, Gaussian's loss minus orthogonal's at this depth: > 0 where orthogonal is ahead."""
     at = {"phase": PHASES[activation], DEPTH: depth}
     return paired(per_seed(sweep, loss, init=GAUSSIAN, **at), per_seed(sweep, loss, init=ORTHOGONAL, **at),
                   lambda gaussian, orthogonal: gaussian - orthogonal)
 
 
-def _gain_claim(sweep: Sweep, loss, depths: list, activation: str, bound: dict, test: str, claim: str) -> Claim:
+def _gain_claim(sweep: Sweep, loss: pd.Series, depths: list, activation: str, bound: dict, test: str,
+                claim: str) -> Claim:
     """Orthogonal weights' gain in loss at the deepest depth, inside `bound`; every depth's as evidence."""
     gains = {d: _of(_gain(sweep, loss, activation, d)) for d in depths}
     deepest = gains[depths[-1]]
@@ -64,7 +66,7 @@ def _gain_claim(sweep: Sweep, loss, depths: list, activation: str, bound: dict, 
         inside(deepest, **bound), deepest.n)
 
 
-def _gain_grows(sweep: Sweep, loss, depths: list) -> Claim:
+def _gain_grows(sweep: Sweep, loss: pd.Series, depths: list) -> Claim:
     shallow, deep = depths[0], depths[-1]
     growth = _of(paired(_gain(sweep, loss, "tanh", shallow), _gain(sweep, loss, "tanh", deep), lambda s, d: d - s))
     return Claim(
@@ -76,7 +78,7 @@ def _gain_grows(sweep: Sweep, loss, depths: list) -> Claim:
         inside(growth, low=0.0), growth.n)
 
 
-def _tanh_beats_relu(sweep: Sweep, loss, depths: list) -> Claim:
+def _tanh_beats_relu(sweep: Sweep, loss: pd.Series, depths: list) -> Claim:
     at = {DEPTH: depths[-1]}
     tanh = per_seed(sweep, loss, phase=PHASES["tanh"], init=ORTHOGONAL, **at)
     relu = [per_seed(sweep, loss, phase=PHASES["relu"], init=init, **at) for init in (ORTHOGONAL, GAUSSIAN)]

@@ -5,6 +5,7 @@ critical line or with Gaussian kernels; delta-orthogonal kernels at criticality 
 (nearly) isometric, Gaussian ones do not."""
 
 import numpy as np
+import pandas as pd
 
 from initlab.report.aggregate import cell_table, estimate
 from initlab.report.claims.base import Claim, register
@@ -36,7 +37,7 @@ def xiao2018(sweep: Sweep) -> list[Claim]:
             _isometry(sweep, depth)]
 
 
-def _accuracy(table, **where) -> list[tuple[dict, Estimate]]:
+def _accuracy(table: pd.DataFrame, **where) -> list[tuple[dict, Estimate]]:
     rows = table
     for key, value in where.items():
         rows = rows[rows[key].isin(value if isinstance(value, tuple) else (value,))]
@@ -47,7 +48,7 @@ def _text(found: list[tuple[dict, Estimate]]) -> str:
     return "; ".join(f"init={r['init']}, phase={r['phase']}: {e.text()} ({r['diverged']} diverged)" for r, e in found)
 
 
-def _trains(table, depth) -> Claim:
+def _trains(table: pd.DataFrame, depth) -> Claim:
     found = _accuracy(table, init=DELTA, phase=CRITICAL)
     verdicts = [inside(e, low=TRAINS) for _, e in found]
     return Claim(
@@ -57,7 +58,7 @@ def _trains(table, depth) -> Claim:
         "final test accuracy: " + _text(found), combined(verdicts), min((e.n for _, e in found), default=0))
 
 
-def _fails(table, depth, where: dict, what: str) -> Claim:
+def _fails(table: pd.DataFrame, depth, where: dict, what: str) -> Claim:
     """Every such cell stays near chance: its completed runs' accuracy below FAILS, or every run diverged."""
     found = _accuracy(table, **where)
     verdicts = [Verdict.agrees if r["diverged"] == r["runs"] else inside(e, high=FAILS) for r, e in found]
