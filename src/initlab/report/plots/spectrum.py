@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatterSciNotation
 
 from initlab.report.isometry import LATE_TEXT, by_cell, late_loss, spectra
 from initlab.report.load import Sweep
@@ -86,8 +86,8 @@ def spectrum_figure(sweep: Sweep, out: Path) -> Path | None:
                band_handle(), Line2D([], [], **PREDICTED, label="free probability (wide limit)")]
     legend(fig, plan.handles(sweep) + meaning)
     fig.suptitle(f"Jacobian spectrum at init (first to last hidden layer) against {sweep.meaning(key).text}; "
-                 f"{seed_counts(sweep)}\nspread and mean: geometric means over seeds, 95% t intervals\n"
-                 f"loss: {LATE_TEXT}", fontsize=10)
+                 f"{seed_counts(sweep)}\nspread and mean: geometric means over seeds, 95% t intervals"
+                 + ("" if sweep.init_only() else f"\nloss: {LATE_TEXT}"), fontsize=10)
     return save(fig, out / "spectrum.png")
 
 
@@ -115,7 +115,8 @@ def _label(ax, sweep: Sweep, name: str, x: XAxis, title: str) -> None:
            title=what + (f"\n{title}" if title else ""))
     if log:
         ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())  # labels at the decades only
+        # labels at the decades, and at the minor ticks too where the axis spans too few decades to show one
+        ax.yaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
     ax.title.set_fontsize(9)
 
 
