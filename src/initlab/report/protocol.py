@@ -25,10 +25,11 @@ FREE = ("model.width", "model.channels", "data.batch_size", *TRAINING)
 
 
 def read_protocol(sweep: Sweep) -> tuple[dict, int]:
-    """The protocol most runs recorded ({} where none did), and how many runs recorded another."""
+    """The protocol most runs recorded (the empty one where none did), completed with the schema's
+    defaults, and how many runs recorded another."""
     recorded = Counter(json.dumps(p, sort_keys=True) for p in sweep.protocols.values() if p)
     if not recorded:
-        return {}, 0
+        return _complete({}), 0
     text, count = recorded.most_common(1)[0]
     return _complete(json.loads(text)), sum(recorded.values()) - count
 
@@ -41,32 +42,32 @@ def _complete(protocol: dict) -> dict:
 
 def fit_declaration(sweep: Sweep, quantity: str) -> dict | None:
     """The protocol's fit of `quantity` ({quantity, fit_seeds, score_seeds}), if it declares one."""
-    return next((f for f in read_protocol(sweep)[0].get("fits") or [] if f.get("quantity") == quantity), None)
+    return next((f for f in read_protocol(sweep)[0]["fits"] if f["quantity"] == quantity), None)
 
 
 def protocol_section(sweep: Sweep) -> list[str]:
     protocol, others = read_protocol(sweep)
     lines = ["## Protocol", ""]
-    if not any(protocol.get(part) for part in ("takes", "changes", "chooses", "fits", "selects")):
+    if not any(protocol[part] for part in ("takes", "changes", "chooses", "fits", "selects")):
         return lines + ["These runs declare no protocol (`hydra.sweeper.protocol` in the experiment's config): nothing "
                         "says which settings come from a paper, or how the free hyperparameters were chosen.", ""]
     lines += ["Declared by the experiment's config (`hydra.sweeper.protocol`) and recorded in each job's "
               ".hydra/hydra.yaml; beside each entry, the values these runs had.", ""]
     if others:
         lines += [f"**{others} run(s) recorded a different protocol**; this is the one most runs recorded.", ""]
-    if protocol.get("paper"):
+    if protocol["paper"]:
         lines += [f"Paper: {protocol['paper']}", ""]
     lines += _table("Taken from the paper", ["what", "paper's value", "where in the paper", "these runs"],
-                    [[t["what"], t["value"], t["source"], _values(sweep, t.get("keys"))] for t in protocol["takes"]])
+                    [[t["what"], t["value"], t["source"], _values(sweep, t["keys"])] for t in protocol["takes"]])
     lines += _table("Changed from the paper, and why", ["what", "paper", "here", "why", "these runs"],
-                    [[c["what"], c["paper"], c["here"], c["why"], _values(sweep, c.get("keys"))]
+                    [[c["what"], c["paper"], c["here"], c["why"], _values(sweep, c["keys"])]
                      for c in protocol["changes"]])
     lines += _table("Free hyperparameters: how each is chosen",
                     ["setting", "these runs", "rule", "criterion", "seeds the rule used", "fixed before the main grid"],
                     [[f"`{c['key']}`", _values(sweep, [c["key"]]), _rule(c), c["criterion"],
-                      _seeds(c.get("seeds")), "yes" if c["before_grid"] is True else "**no**"]
+                      _seeds(c["seeds"]), "yes" if c["before_grid"] is True else "**no**"]
                      for c in protocol["chooses"]])
-    for selection in protocol.get("selects") or []:
+    for selection in protocol["selects"]:
         lines += _selection_table(sweep, selection)
     lines += _table("Fitted quantities", ["quantity", "fitted on seeds", "scored on seeds", "seeds in this sweep"],
                     [[f["quantity"], _seeds(f["fit_seeds"]), _seeds(f["score_seeds"]), _seeds(_grid_seeds(sweep))]
@@ -85,10 +86,10 @@ def _shortfalls(sweep: Sweep, protocol: dict) -> list[str]:
         if choice["before_grid"] is not True:
             warnings.append(f"`{choice['key']}` was chosen after the main grid's results were seen, not by a rule fixed "
                             "before it: the runs' verdicts are not independent of that choice.")
-        elif shared := grid & set(choice.get("seeds") or []):
+        elif shared := grid & set(choice["seeds"]):
             warnings.append(f"the rule for `{choice['key']}` ran on seeds {sorted(shared)}, which the main grid "
                             "uses too: its choice has seen these runs' noise.")
-    declared = {k for part in ("takes", "changes") for entry in protocol[part] for k in entry.get("keys") or []}
+    declared = {k for part in ("takes", "changes") for entry in protocol[part] for k in entry["keys"]}
     declared |= {c["key"] for c in protocol["chooses"]} | set(sweep.axes)
     free = [k for k in FREE if (k in sweep.shared or k in sweep.axes)
             and not (sweep.init_only() and k in TRAINING)]  # runs that measure their init do not train
@@ -128,7 +129,7 @@ def _selection_table(sweep: Sweep, selection: dict) -> list[str]:
 
 
 def _rule(choice: dict) -> str:
-    presweep = choice.get("presweep")
+    presweep = choice["presweep"]
     return choice["rule"] + (f" (the pre-sweep `experiment={presweep}`, its report: `results/{presweep}/report.md`)"
                              if presweep else "")
 
